@@ -1,0 +1,47 @@
+"""User and token input/output shapes; a token's secret appears only in TokenCreated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    display_name: str | None = Field(default=None, max_length=200)
+    lab: str | None = None
+    role: str = "lab_member"
+    coordinator: bool = False
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    name: str
+    display_name: str | None
+    is_coordinator: bool
+
+
+class Me(UserRead):
+    labs: dict[str, str]
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = Field(default=None, max_length=200)
+    expires_at: AwareDatetime | None = None
+    user: str | None = Field(default=None, description="coordinators may mint for others")
+
+
+class TokenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    prefix: str
+    label: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenRead):
+    token: str = Field(description="shown once; store it now")

@@ -1,0 +1,131 @@
+"""Users, API tokens and resolving a bearer token to a principal."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from app.auth.principal import ANONYMOUS, Principal
+from app.auth.tables import ApiToken, User
+from app.errors import Conflict, Invalid, NotFound, Unauthorized
+from app.events.service import record
+from app.labs.tables import LAB_ROLES, Lab, Membership
+from app.settings import get_settings
+from app.timeutil import utcnow
+
+TOKEN_PREFIX = "sg_"
+
+
+def hash_token(secret: str) -> str:
+    # Tokens are 256-bit random, so a fast keyed hash is enough: no dictionary to
+    # guess from, and a copied database alone cannot check a token without the key.
+    return hmac.new(get_settings().secret_key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def create_user(session: Session, actor: Principal, name: str, *, lab_slug: str | None = None,
+                role: str | None = None, coordinator: bool = False,
+                display_name: str | None = None) -> User:
+    if coordinator:
+        actor.require_coordinator()
+    if session.exec(select(User).where(User.name == name)).first():
+        raise Conflict(f"user {name!r} already exists", field="name")
+    user = User(name=name, display_name=display_name, is_coordinator=coordinator)
+    session.add(user)
+    session.flush()
+    if lab_slug:
+        add_membership(session, actor, user, lab_slug, role or "lab_member")
+    elif not coordinator:
+        actor.require_coordinator()
+    record(session, actor, "user", user.id, "created", {"name": name}, visibility="private")
+    return user
+
+
+def add_membership(session: Session, actor: Principal, user: User, lab_slug: str,
+                   role: str) -> Membership:
+    if role not in LAB_ROLES:
+        raise Invalid(f"role must be one of {', '.join(LAB_ROLES)}", field="role")
+    lab = session.exec(select(Lab).where(Lab.slug == lab_slug)).first()
+    if lab is None:
+        raise NotFound(f"no lab {lab_slug!r}", field="lab")
+    actor.require_admin(lab.id)
+    membership = Membership(user_id=user.id, lab_id=lab.id, role=role)
+    session.add(membership)
+    session.flush()
+    record(session, actor, "membership", membership.id, "created",
+           {"user": user.name, "role": role}, lab_id=lab.id)
+    return membership
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user {name!r}", field="user")
+    return user
+
+
+def create_token(session: Session, actor: Principal, user: User, *, label: str | None = None,
+                 expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Returns the row and the token itself, which is never stored and shown only now."""
+    if actor.user_id != user.id:
+        actor.require_coordinator()
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid("expiry must be in the future", field="expires_at")
+    prefix = secrets.token_hex(4)
+    secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(user_id=user.id, prefix=prefix, token_hash=hash_token(secret),
+                     label=label, expires_at=expires_at)
+    session.add(token)
+    session.flush()
+    record(session, actor, "token", prefix, "created", {"user": user.name},
+           visibility="private")
+    return token, secret
+
+
+def list_tokens(session: Session, actor: Principal) -> list[ApiToken]:
+    actor.require_user()
+    return list(session.exec(select(ApiToken).where(ApiToken.user_id == actor.user_id)
+                             .order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, actor: Principal, prefix: str) -> ApiToken:
+    query = select(ApiToken).where(ApiToken.prefix == prefix)
+    if not actor.is_coordinator:
+        query = query.where(ApiToken.user_id == actor.user_id)
+    token = session.exec(query).first()
+    if token is None:
+        raise NotFound(f"no token with prefix {prefix!r}", field="prefix")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.add(token)
+        record(session, actor, "token", prefix, "revoked", {}, visibility="private")
+    return token
+
+
+def principal_for_user(session: Session, user: User) -> Principal:
+    roles = {m.lab_id: m.role for m in session.exec(
+        select(Membership).where(Membership.user_id == user.id))}
+    return Principal(user_id=user.id, name=user.name, is_coordinator=user.is_coordinator,
+                     roles=roles)
+
+
+def authenticate(session: Session, authorization: str | None) -> Principal:
+    """Bearer token -> principal; no header -> anonymous; a bad token -> 401."""
+    if not authorization:
+        return ANONYMOUS
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret.startswith(TOKEN_PREFIX):
+        raise Unauthorized("expected 'Authorization: Bearer sg_...'")
+    prefix = secret[len(TOKEN_PREFIX):].split("_", 1)[0]
+    token = session.exec(select(ApiToken).where(ApiToken.prefix == prefix)).first()
+    if token is None or not hmac.compare_digest(token.token_hash, hash_token(secret)):
+        raise Unauthorized("unknown token")
+    if token.revoked_at is not None:
+        raise Unauthorized("token revoked")
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        raise Unauthorized("token expired")
+    return principal_for_user(session, session.get(User, token.user_id))

@@ -1,0 +1,108 @@
+"""Database engine, sessions, SQLite pragmas and migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from app.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (the pysqlite recipe), so write
+    # units can take the write lock up front.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # WAL lets readers run beside one writer; busy_timeout makes writers queue, not fail.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # A write unit takes the write lock at BEGIN, so two writers queue on busy_timeout
+    # instead of the later one failing on lock upgrade after reading a stale snapshot.
+    write = conn.get_execution_options().get("write")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def get_engine() -> Engine:
+    return engine_for(get_settings().database_url)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def open_session(engine: Engine | None = None, *, write: bool = False) -> Session:
+    session = Session(engine or get_engine(), expire_on_commit=False)
+    if write:
+        session.connection(execution_options={"write": True})
+    return session
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None, *, write: bool = True) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    with open_session(engine, write=write) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def needs_migration(engine: Engine) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    return set(current) != set(script.get_heads())
+
+
+def upgrade(url: str | None = None) -> None:
+    from alembic import command
+
+    url = url or get_settings().database_url
+    command.upgrade(alembic_config(url), "head")
+
+
+def has_tables(engine: Engine) -> bool:
+    return bool(inspect(engine).get_table_names())

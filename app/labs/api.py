@@ -1,0 +1,42 @@
+"""/api/v1/labs"""
+
+from __future__ import annotations
+
+from litestar import Controller
+
+from app.auth.principal import Principal
+from app.auth.service import add_membership, get_user
+from app.db import session_scope
+from app.http import PUBLIC, get, post
+from app.labs import service
+from app.labs.schemas import LabCreate, LabRead, MemberCreate
+from app.pagination import Page, PageRequest
+
+
+class LabController(Controller):
+    path = "/api/v1/labs"
+    tags = ["labs"]
+
+    @get("/", opt=PUBLIC)
+    def list_labs(self, page: PageRequest) -> Page[LabRead]:
+        with session_scope(write=False) as session:
+            rows, cursor = service.list_labs(session, page)
+            return Page(items=[LabRead.model_validate(r) for r in rows], next_cursor=cursor)
+
+    @get("/{slug:str}", opt=PUBLIC)
+    def get_lab(self, slug: str) -> LabRead:
+        with session_scope(write=False) as session:
+            return LabRead.model_validate(service.get_lab(session, slug))
+
+    @post("/")
+    def create_lab(self, data: LabCreate, principal: Principal) -> LabRead:
+        with session_scope() as session:
+            lab = service.create_lab(session, principal, data.slug, data.name, data.url)
+            return LabRead.model_validate(lab)
+
+    @post("/{slug:str}/members")
+    def add_member(self, slug: str, data: MemberCreate, principal: Principal) -> dict:
+        with session_scope() as session:
+            user = get_user(session, data.user)
+            add_membership(session, principal, user, slug, data.role)
+            return {"lab": slug, "user": data.user, "role": data.role}

@@ -1,0 +1,25 @@
+"""Lab and membership input/output shapes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LabCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=200)
+    url: str | None = Field(default=None, max_length=500)
+
+
+class LabRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    slug: str
+    name: str
+    url: str | None
+
+
+class MemberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: str = Field(min_length=1, max_length=64)
+    role: str = "lab_member"

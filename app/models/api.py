@@ -1,0 +1,44 @@
+"""/api/v1/models"""
+
+from __future__ import annotations
+
+from litestar import Controller, Request
+
+from app.auth.principal import Principal
+from app.db import session_scope
+from app.http import PUBLIC, expected_version, get, patch, post
+from app.models import service
+from app.models.schemas import ModelCreate, ModelRead, ModelUpdate
+from app.pagination import Page, PageRequest
+
+
+class ModelController(Controller):
+    path = "/api/v1/models"
+    tags = ["models"]
+
+    @get("/", opt=PUBLIC)
+    def list_models(self, principal: Principal, page: PageRequest,
+                    lab: str | None = None) -> Page[ModelRead]:
+        with session_scope(write=False) as session:
+            rows, cursor = service.list_models(session, principal, page, lab=lab)
+            return Page(items=[service.read_model(session, m) for m in rows],
+                        next_cursor=cursor)
+
+    @post("/")
+    def create_model(self, data: ModelCreate, principal: Principal) -> ModelRead:
+        with session_scope() as session:
+            return service.read_model(session, service.create_model(session, principal, data))
+
+    @get("/{model_id:int}", opt=PUBLIC)
+    def get_model(self, model_id: int, principal: Principal) -> ModelRead:
+        with session_scope(write=False) as session:
+            return service.read_model(session, service.get_model(session, principal, model_id))
+
+    @patch("/{model_id:int}")
+    def update_model(self, model_id: int, data: ModelUpdate, request: Request,
+                     principal: Principal) -> ModelRead:
+        with session_scope() as session:
+            model = service.update_model(session, principal, model_id,
+                                         expected_version(request, data.version),
+                                         name=data.name, public=data.public, card=data.card)
+            return service.read_model(session, model)

@@ -1,0 +1,130 @@
+"""Registering AI models and editing their model cards."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, true
+from sqlmodel import Session, select
+
+from app.auth.principal import Principal
+from app.errors import Conflict, Invalid, NotFound
+from app.events.service import record
+from app.labs.service import check_slug, get_lab
+from app.labs.tables import Lab
+from app.markdown import render_markdown
+from app.models.schemas import CardFields, ModelCreate, ModelRead
+from app.models.tables import CARD_SECTIONS, AIModel
+from app.pagination import PageRequest, paginate
+from app.timeutil import utcnow
+
+CARD_KEYS = tuple(CardFields.model_fields)
+
+
+def visible_models(principal: Principal):
+    if principal.is_coordinator:
+        return true()
+    clauses = [AIModel.public.is_(True)]
+    if principal.lab_ids:
+        clauses.append(AIModel.lab_id.in_(principal.lab_ids))
+    return or_(*clauses)
+
+
+def model_state(model: AIModel) -> dict:
+    state = {key: getattr(model, key) for key in CARD_KEYS}
+    state.update(slug=model.slug, name=model.name, public=model.public, version=model.version)
+    return state
+
+
+def create_model(session: Session, actor: Principal, data: ModelCreate) -> AIModel:
+    lab = get_lab(session, data.lab)
+    actor.require_member(lab.id)
+    check_slug(data.slug)
+    exists = select(AIModel).where(AIModel.lab_id == lab.id, AIModel.slug == data.slug)
+    if session.exec(exists).first():
+        raise Conflict(f"model {data.lab}/{data.slug} already exists", field="slug")
+    model = AIModel(lab_id=lab.id, **data.model_dump(exclude={"lab"}))
+    session.add(model)
+    session.flush()
+    record(session, actor, "model", model.id, "created", model_state(model), lab_id=lab.id,
+           visibility="public" if model.public else "lab")
+    return model
+
+
+def get_model(session: Session, principal: Principal, model_id: int) -> AIModel:
+    query = select(AIModel).where(AIModel.id == model_id, visible_models(principal))
+    model = session.exec(query).first()
+    if model is None:
+        raise NotFound(f"no model {model_id}", field="model_id")
+    return model
+
+
+def find_model(session: Session, principal: Principal, ref: str) -> AIModel:
+    """Resolve "lab/slug" (or a numeric id) to a model the principal can see."""
+    if ref.isdigit():
+        return get_model(session, principal, int(ref))
+    lab_slug, _, slug = ref.partition("/")
+    query = (select(AIModel).join(Lab, Lab.id == AIModel.lab_id)
+             .where(Lab.slug == lab_slug, AIModel.slug == slug, visible_models(principal)))
+    model = session.exec(query).first()
+    if model is None:
+        raise NotFound(f"no model {ref!r}; refer to a model as LAB/MODEL", field="model")
+    return model
+
+
+def list_models(session: Session, principal: Principal, page: PageRequest,
+                lab: str | None = None):
+    query = select(AIModel).where(visible_models(principal))
+    if lab:
+        query = query.where(AIModel.lab_id == get_lab(session, lab).id)
+    return paginate(session, query, AIModel.id, page)
+
+
+def check_version(expected: int | None, current: int) -> None:
+    if expected is None:
+        raise Invalid("send the version you edited (body 'version' or If-Match)",
+                      field="version")
+    if expected != current:
+        raise Conflict(f"version {expected} is stale; the current version is {current}",
+                       field="version", current_version=current)
+
+
+def update_model(session: Session, actor: Principal, model_id: int, version: int | None,
+                 name: str | None = None, public: bool | None = None,
+                 card: dict | None = None) -> AIModel:
+    model = get_model(session, actor, model_id)
+    actor.require_member(model.lab_id)
+    check_version(version, model.version)
+    if card:
+        merged = {key: getattr(model, key) for key in CARD_KEYS} | card
+        for key, value in CardFields.model_validate(merged).model_dump().items():
+            setattr(model, key, value)
+    if name is not None:
+        model.name = name
+    if public is not None:
+        model.public = public
+    model.version += 1
+    model.updated_at = utcnow()
+    bump_version(session, AIModel, model.id, version)
+    session.add(model)
+    record(session, actor, "model", model.id, "updated", model_state(model),
+           lab_id=model.lab_id, visibility="public" if model.public else "lab")
+    return model
+
+
+def bump_version(session: Session, table, row_id: int, expected: int) -> None:
+    """Compare-and-set on the version column: the database decides who was first."""
+    from sqlalchemy import update
+
+    result = session.execute(update(table).where(table.id == row_id, table.version == expected)
+                             .values(version=expected + 1)
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict(f"version {expected} is stale; someone else saved first",
+                       field="version")
+
+
+def read_model(session: Session, model: AIModel) -> ModelRead:
+    lab = session.get(Lab, model.lab_id)
+    data = model.model_dump()
+    data["lab"] = lab.slug
+    data["card_html"] = {key: render_markdown(getattr(model, key)) for key in CARD_SECTIONS}
+    return ModelRead.model_validate(data)

@@ -1,0 +1,106 @@
+"""/api/v1/plans: plans, revisions, diffs and transitions."""
+
+from __future__ import annotations
+
+import anyio
+import litestar
+from litestar import Controller, Request, Response
+
+from app.auth.principal import Principal
+from app.db import session_scope
+from app.http import PUBLIC, expected_version, get, patch, post
+from app.pagination import Page, PageRequest
+from app.plans import service
+from app.plans.cache import Entry, plan_cache
+from app.plans.schemas import (PlanCreate, PlanRead, PlanUpdate, RevisionRead,
+                               RevisionSummary, TransitionIn)
+
+
+def _respond(plan: PlanRead, status: int = 200) -> Response:
+    return Response(plan, status_code=status, headers={"ETag": f'"{plan.version}"'})
+
+
+def _render(plan_id: int, principal: Principal) -> Entry:
+    cache = plan_cache()
+    token = cache.token()
+    with session_scope(write=False) as session:
+        plan = service.get_plan(session, principal, plan_id)
+        body = service.read_plan(session, plan).model_dump_json().encode()
+        entry = Entry(body, plan.lab_id, plan.status != "draft", plan.version)
+    cache.put(plan_id, entry, token)
+    return entry
+
+
+class PlanController(Controller):
+    path = "/api/v1/plans"
+    tags = ["plans"]
+
+    @get("/", opt=PUBLIC)
+    def list_plans(self, principal: Principal, page: PageRequest, model: str | None = None,
+                   status: str | None = None, lab: str | None = None) -> Page[PlanRead]:
+        with session_scope(write=False) as session:
+            rows, cursor = service.list_plans(session, principal, page, model=model,
+                                              status=status, lab=lab)
+            return Page(items=[service.read_plan(session, p) for p in rows],
+                        next_cursor=cursor)
+
+    @post("/")
+    def file_plan(self, data: PlanCreate, principal: Principal) -> Response[PlanRead]:
+        with session_scope() as session:
+            plan = service.file_plan(session, principal, data)
+            return _respond(service.read_plan(session, plan), 201)
+
+    # The hot read path: async, served from the plan cache without a thread hop when
+    # the database has not changed and the caller may see the plan.
+    @litestar.get("/{plan_id:int}", opt=PUBLIC)
+    async def get_plan(self, plan_id: int, principal: Principal) -> Response[PlanRead]:
+        entry = plan_cache().get(plan_id)
+        if entry is None or not (entry.public or principal.sees_lab(entry.lab_id)):
+            entry = await anyio.to_thread.run_sync(_render, plan_id, principal)
+        return Response(entry.body, media_type="application/json",
+                        headers={"ETag": f'"{entry.version}"'})
+
+    @patch("/{plan_id:int}")
+    def revise_plan(self, plan_id: int, data: PlanUpdate, request: Request,
+                    principal: Principal) -> Response[PlanRead]:
+        data.version = expected_version(request, data.version)
+        with session_scope() as session:
+            plan = service.revise_plan(session, principal, plan_id, data)
+            return _respond(service.read_plan(session, plan))
+
+    @post("/{plan_id:int}/transitions", status_code=200)
+    def transition_plan(self, plan_id: int, data: TransitionIn, request: Request,
+                        principal: Principal) -> Response[PlanRead]:
+        with session_scope() as session:
+            plan = service.transition_plan(session, principal, plan_id, data.to,
+                                           expected_version(request, data.version),
+                                           data.reason)
+            return _respond(service.read_plan(session, plan))
+
+    @post("/{plan_id:int}/stages/{position:int}/transitions", status_code=200)
+    def transition_stage(self, plan_id: int, position: int, data: TransitionIn,
+                         request: Request, principal: Principal) -> Response[PlanRead]:
+        with session_scope() as session:
+            plan = service.transition_stage(session, principal, plan_id, position, data.to,
+                                            expected_version(request, data.version),
+                                            data.actual_date, data.reason)
+            return _respond(service.read_plan(session, plan))
+
+    @get("/{plan_id:int}/revisions", opt=PUBLIC)
+    def list_revisions(self, plan_id: int, principal: Principal) -> list[RevisionSummary]:
+        with session_scope(write=False) as session:
+            return [RevisionSummary.model_validate(r)
+                    for r in service.list_revisions(session, principal, plan_id)]
+
+    @get("/{plan_id:int}/revisions/{number:int}", opt=PUBLIC)
+    def get_revision(self, plan_id: int, number: int, principal: Principal) -> RevisionRead:
+        with session_scope(write=False) as session:
+            return RevisionRead.model_validate(
+                service.get_revision(session, principal, plan_id, number))
+
+    @get("/{plan_id:int}/diff", opt=PUBLIC)
+    def diff_revisions(self, plan_id: int, principal: Principal, a: int, b: int) -> dict:
+        """Differences from revision `a` to revision `b`."""
+        with session_scope(write=False) as session:
+            changes = service.diff_revisions(session, principal, plan_id, a, b)
+            return {"from": a, "to": b, "changes": changes}

@@ -1,0 +1,244 @@
+"""Filing, revising and moving release plans through their lifecycle."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, true
+from sqlmodel import Session, select
+
+from app.auth.principal import Principal
+from app.errors import Invalid, InvalidTransition, NotFound
+from app.events.service import record
+from app.labs.tables import Lab
+from app.markdown import render_markdown
+from app.models.service import bump_version, check_version, find_model
+from app.models.tables import AIModel
+from app.pagination import PageRequest, paginate
+from app.plans import cache
+from app.plans.schemas import PlanCreate, PlanRead, PlanUpdate, StageIn, StageRead
+from app.plans.tables import PlanRevision, ReleasePlan, Stage
+from app.plans.transitions import PLAN_MOVES, STAGE_DONE, STAGE_MOVES, check_move
+from app.timeutil import digest, utcnow
+
+STAGE_CONTENT = tuple(StageIn.model_fields)
+
+
+def visible_plans(principal: Principal):
+    """Drafts belong to their lab (and coordinators); everything filed is public."""
+    if principal.is_coordinator:
+        return true()
+    clauses = [ReleasePlan.status != "draft"]
+    if principal.lab_ids:
+        clauses.append(ReleasePlan.lab_id.in_(principal.lab_ids))
+    return or_(*clauses)
+
+
+def _stages(session: Session, plan_id: int) -> list[Stage]:
+    return list(session.exec(select(Stage).where(Stage.plan_id == plan_id)
+                             .order_by(Stage.position)))
+
+
+def plan_content(session: Session, plan: ReleasePlan) -> dict:
+    """The canonical content of a plan: what revisions store and digests cover."""
+    model = session.get(AIModel, plan.model_id)
+    lab = session.get(Lab, plan.lab_id)
+    return {
+        "model": f"{lab.slug}/{model.slug}", "title": plan.title, "summary": plan.summary,
+        "status": plan.status,
+        "stages": [StageRead.model_validate(s).model_dump(mode="json")
+                   for s in _stages(session, plan.id)],
+    }
+
+
+def read_plan(session: Session, plan: ReleasePlan) -> PlanRead:
+    content = plan_content(session, plan)
+    return PlanRead(id=plan.id, lab=content["model"].split("/")[0],
+                    summary_html=render_markdown(plan.summary), version=plan.version,
+                    created_at=plan.created_at, updated_at=plan.updated_at,
+                    filed_at=plan.filed_at, **content)
+
+
+def _changed(session: Session, actor: Principal, plan: ReleasePlan, action: str,
+             change: str) -> None:
+    """Every change: a revision with the full content, an event, a cache drop."""
+    content = plan_content(session, plan)
+    number = 1 + len(session.exec(select(PlanRevision.id)
+                                  .where(PlanRevision.plan_id == plan.id)).all())
+    session.add(PlanRevision(plan_id=plan.id, number=number, author_id=actor.user_id,
+                             author=actor.name, change=change, content=content,
+                             digest=digest(content)))
+    record(session, actor, "plan", plan.id, action, content, lab_id=plan.lab_id,
+           visibility="lab" if plan.status == "draft" else "public",
+           data={"revision": number, "version": plan.version})
+    cache.drop_on_commit(session, plan.id)
+
+
+def file_plan(session: Session, actor: Principal, data: PlanCreate) -> ReleasePlan:
+    model = find_model(session, actor, data.model)
+    actor.require_member(model.lab_id)
+    plan = ReleasePlan(model_id=model.id, lab_id=model.lab_id, title=data.title,
+                       summary=data.summary, created_by=actor.user_id)
+    if data.file:
+        plan.status, plan.filed_at = "filed", utcnow()
+    session.add(plan)
+    session.flush()
+    for position, stage in enumerate(data.stages, start=1):
+        session.add(Stage(plan_id=plan.id, position=position, **stage.model_dump()))
+    session.flush()
+    _changed(session, actor, plan, "filed" if data.file else "drafted", "created")
+    return plan
+
+
+def get_plan(session: Session, principal: Principal, plan_id: int) -> ReleasePlan:
+    plan = session.exec(select(ReleasePlan).where(ReleasePlan.id == plan_id,
+                                                  visible_plans(principal))).first()
+    if plan is None:
+        raise NotFound(f"no plan {plan_id}", field="plan_id")
+    return plan
+
+
+def list_plans(session: Session, principal: Principal, page: PageRequest, *,
+               model: str | None = None, status: str | None = None, lab: str | None = None):
+    query = select(ReleasePlan).where(visible_plans(principal))
+    if model:
+        query = query.where(ReleasePlan.model_id == find_model(session, principal, model).id)
+    if status:
+        query = query.where(ReleasePlan.status == status)
+    if lab:
+        query = query.join(Lab, Lab.id == ReleasePlan.lab_id).where(Lab.slug == lab)
+    return paginate(session, query, ReleasePlan.id, page)
+
+
+def _writable(session: Session, actor: Principal, plan_id: int, version: int | None):
+    plan = get_plan(session, actor, plan_id)
+    actor.require_member(plan.lab_id)
+    check_version(version, plan.version)
+    # The compare-and-set is what makes two concurrent writers safe: one wins, one 409s.
+    bump_version(session, ReleasePlan, plan.id, plan.version)
+    plan.version += 1
+    plan.updated_at = utcnow()
+    return plan
+
+
+def revise_plan(session: Session, actor: Principal, plan_id: int,
+                data: PlanUpdate) -> ReleasePlan:
+    plan = get_plan(session, actor, plan_id)
+    if plan.status in ("completed", "withdrawn"):
+        raise InvalidTransition(f"a {plan.status} plan cannot be revised", field="status")
+    plan = _writable(session, actor, plan_id, data.version)
+    changed = []
+    for key in ("title", "summary"):
+        value = getattr(data, key)
+        if value is not None and value != getattr(plan, key):
+            setattr(plan, key, value)
+            changed.append(key)
+    if data.stages is not None:
+        _replace_stages(session, plan, data.stages)
+        changed.append("stages")
+    session.add(plan)
+    session.flush()
+    _changed(session, actor, plan, "revised", "revised " + (", ".join(changed) or "nothing"))
+    return plan
+
+
+def _replace_stages(session: Session, plan: ReleasePlan, incoming: list[StageIn]) -> None:
+    """Released and cancelled stages are history: a revision may not rewrite them."""
+    existing = _stages(session, plan.id)
+    for index, stage in enumerate(existing):
+        new = incoming[index] if index < len(incoming) else None
+        if stage.status in STAGE_DONE:
+            old = {k: getattr(stage, k) for k in STAGE_CONTENT}
+            if new is None or new.model_dump() != old:
+                raise Invalid(f"stage {stage.position} is {stage.status} and cannot change",
+                              field=f"stages[{index}]")
+        elif new is None:
+            session.delete(stage)
+        else:
+            for key, value in new.model_dump().items():
+                setattr(stage, key, value)
+            session.add(stage)
+    for position, stage in enumerate(incoming[len(existing):], start=len(existing) + 1):
+        session.add(Stage(plan_id=plan.id, position=position, **stage.model_dump()))
+    session.flush()
+
+
+def transition_plan(session: Session, actor: Principal, plan_id: int, to: str,
+                    version: int | None, reason: str | None = None) -> ReleasePlan:
+    plan = get_plan(session, actor, plan_id)
+    check_move(PLAN_MOVES, "plan", plan.status, to)
+    if to == "completed":
+        open_stages = [s.position for s in _stages(session, plan.id) if s.status not in STAGE_DONE]
+        if open_stages:
+            raise InvalidTransition(f"stages {open_stages} are neither released nor cancelled",
+                                    field="to", allowed=["withdrawn"])
+    plan = _writable(session, actor, plan_id, version)
+    plan.status = to
+    if to == "filed":
+        plan.filed_at = utcnow()
+    session.add(plan)
+    session.flush()
+    _changed(session, actor, plan, to, f"plan {to}" + (f": {reason}" if reason else ""))
+    return plan
+
+
+def transition_stage(session: Session, actor: Principal, plan_id: int, position: int,
+                     to: str, version: int | None, actual_date=None,
+                     reason: str | None = None) -> ReleasePlan:
+    plan = get_plan(session, actor, plan_id)
+    stage = session.exec(select(Stage).where(Stage.plan_id == plan.id,
+                                             Stage.position == position)).first()
+    if stage is None:
+        raise NotFound(f"plan {plan_id} has no stage {position}", field="position")
+    if plan.status not in ("filed", "active"):
+        raise InvalidTransition(f"stages move only in a filed or active plan; this one is "
+                                f"{plan.status}", field="status", allowed=[])
+    check_move(STAGE_MOVES, "stage", stage.status, to)
+    plan = _writable(session, actor, plan_id, version)
+    stage.status = to
+    if to == "released":
+        stage.actual_date = actual_date or utcnow().date()
+        if plan.status == "filed":
+            plan.status = "active"
+    session.add_all([stage, plan])
+    session.flush()
+    _changed(session, actor, plan, f"stage_{to}",
+             f"stage {position} {to}" + (f": {reason}" if reason else ""))
+    return plan
+
+
+def list_revisions(session: Session, principal: Principal, plan_id: int) -> list[PlanRevision]:
+    get_plan(session, principal, plan_id)
+    return list(session.exec(select(PlanRevision).where(PlanRevision.plan_id == plan_id)
+                             .order_by(PlanRevision.number)))
+
+
+def get_revision(session: Session, principal: Principal, plan_id: int,
+                 number: int) -> PlanRevision:
+    get_plan(session, principal, plan_id)
+    revision = session.exec(select(PlanRevision).where(PlanRevision.plan_id == plan_id,
+                                                       PlanRevision.number == number)).first()
+    if revision is None:
+        raise NotFound(f"plan {plan_id} has no revision {number}", field="number")
+    return revision
+
+
+def diff(old, new, path: str = "") -> list[dict]:
+    """Structured differences between two revision contents: path, from, to."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += diff(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        out = []
+        for i in range(max(len(old), len(new))):
+            out += diff(old[i] if i < len(old) else None, new[i] if i < len(new) else None,
+                        f"{path}[{i}]")
+        return out
+    return [] if old == new else [{"path": path, "from": old, "to": new}]
+
+
+def diff_revisions(session: Session, principal: Principal, plan_id: int, a: int,
+                   b: int) -> list[dict]:
+    old = get_revision(session, principal, plan_id, a)
+    new = get_revision(session, principal, plan_id, b)
+    return diff(old.content, new.content)

@@ -1,0 +1,64 @@
+"""Settings read from STAGEGATE_* environment variables, with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"STAGEGATE_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "data")).resolve())
+    database_url: str = ""
+    # Migrate an un-migrated database on `serve`; set STAGEGATE_AUTO_MIGRATE=0 to refuse.
+    auto_migrate: bool = field(default_factory=lambda: _env("AUTO_MIGRATE", "1") != "0")
+    # The in-process evaluation worker; off when workers run as their own processes.
+    inprocess_worker: bool = field(default_factory=lambda: _env("INPROCESS_WORKER", "1") != "0")
+    max_page_size: int = 200
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            url = _env("DATABASE_URL", "") or f"sqlite:///{self.data_dir / 'stagegate.db'}"
+            object.__setattr__(self, "database_url", url)
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def secret_key(self) -> bytes:
+        """Key material for token hashing; generated on first use, kept in the data folder."""
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two processes starting at once must not each write a different key.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+            except FileExistsError:
+                pass
+        return bytes.fromhex(path.read_text().strip())
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def configure(settings: Settings) -> Settings:
+    """Replace the process settings (tests, CLI options)."""
+    global _settings
+    _settings = settings
+    return settings

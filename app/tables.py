@@ -1,0 +1,7 @@
+"""Imports every table module so SQLModel.metadata is complete (Alembic, tests)."""
+
+from app.auth import tables as _auth  # noqa: F401
+from app.events import tables as _events  # noqa: F401
+from app.labs import tables as _labs  # noqa: F401
+from app.models import tables as _models  # noqa: F401
+from app.plans import tables as _plans  # noqa: F401
