@@ -101,7 +101,8 @@ def upgrade(url: str | None = None) -> None:
     from alembic import command
 
     url = url or get_settings().database_url
-    command.upgrade(alembic_config(url), "head")
+    # "heads": each domain adds its revisions on its own branch until they are merged.
+    command.upgrade(alembic_config(url), "heads")
 
 
 def has_tables(engine: Engine) -> bool:
