@@ -1,0 +1,60 @@
+"""Plans written as YAML or JSON files; validation errors point at the line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from app.errors import Invalid
+from app.plans.schemas import PlanCreate
+
+
+def _line_of(node, loc: tuple) -> int | None:
+    """Walk the YAML node tree along a pydantic error location; return a 1-based line."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == key]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for key in loc:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+def load_plan_file(path: str | Path, *, file: bool = True) -> PlanCreate:
+    """Parse and validate; JSON is read by the YAML parser too, so both get line numbers."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise Invalid(f"{where}: not valid YAML/JSON: {getattr(exc, 'problem', exc)}",
+                      field="file") from None
+    if not isinstance(data, dict):
+        raise Invalid(f"{path}: a plan file holds a mapping (model, title, stages)",
+                      field="file")
+    data.setdefault("file", file)
+    try:
+        return PlanCreate.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            line = _line_of(node, err["loc"])
+            lines.append(f"{path}:{line or '?'}: {_dotted(err['loc'])}: {err['msg']}")
+        first = exc.errors()[0]
+        raise Invalid("\n".join(lines), field=_dotted(first["loc"])) from None
