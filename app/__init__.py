@@ -26,12 +26,13 @@ def healthz() -> dict:
 def route_handlers() -> list:
     from app.auth.api import AccountController
     from app.events.api import EventController
+    from app.incidents.api import IncidentController
     from app.labs.api import LabController
     from app.models.api import ModelController
     from app.plans.api import PlanController
 
     return [healthz, AccountController, LabController, ModelController, PlanController,
-            EventController]
+            EventController, IncidentController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

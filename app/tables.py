@@ -2,6 +2,7 @@
 
 from app.auth import tables as _auth  # noqa: F401
 from app.events import tables as _events  # noqa: F401
+from app.incidents import tables as _incidents  # noqa: F401
 from app.labs import tables as _labs  # noqa: F401
 from app.models import tables as _models  # noqa: F401
 from app.plans import tables as _plans  # noqa: F401

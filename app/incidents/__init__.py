@@ -1,0 +1,1 @@
+"""Incident reports: harm events, their source reports, triage, duplicates and search."""

@@ -1,0 +1,247 @@
+"""/api/v1/incidents: submission, triage, duplicates, reports, search and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import threading
+import time
+from datetime import date
+
+from litestar import Controller, Request, Response
+from litestar.response import Stream
+
+from app.auth.principal import Principal
+from app.db import session_scope
+from app.errors import Invalid, problem
+from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post
+from app.incidents import service
+from app.incidents.schemas import (
+    DuplicateRead,
+    EmbargoIn,
+    FacetCount,
+    IncidentCreate,
+    IncidentRead,
+    IncidentUpdate,
+    LinkIn,
+    ReportCreate,
+    ReportRead,
+    SearchHit,
+    SearchPage,
+    TransitionIn,
+)
+from app.incidents.search import SearchParams, search_incidents
+from app.markdown import render_markdown
+
+# A public form: at most this many anonymous submissions per client address per hour,
+# and no body over this size (413 before any parsing).
+ANON_PER_HOUR = 5
+MAX_BODY = 256 * 1024
+
+
+class TokenBucket:
+    """In-process, per key; a multi-process deployment gets one bucket per process."""
+
+    def __init__(self, capacity: int, per_seconds: float) -> None:
+        self.capacity, self.rate = capacity, capacity / per_seconds
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0 if a token was taken, else the seconds until one is available."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - then) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+    def reset(self) -> None:
+        with self._lock:
+            self._buckets.clear()
+
+
+ANONYMOUS_SUBMISSIONS = TokenBucket(ANON_PER_HOUR, 3600)
+
+
+def _respond(read: IncidentRead, status: int = 200) -> Response:
+    return Response(read, status_code=status, headers={"ETag": f'"{read.version}"'})
+
+
+def _read(session, principal, incident) -> Response:
+    if incident.status == "duplicate":
+        # A duplicate answers 200 with where it went, forever; the Location header lets
+        # clients follow it like a redirect without losing the duplicate's own id.
+        location = f"/api/v1/incidents/{incident.duplicate_of}"
+        return Response(DuplicateRead(id=incident.id, duplicate_of=incident.duplicate_of,
+                                      location=location), headers={"Location": location})
+    return _respond(service.read_incident(session, principal, incident))
+
+
+class IncidentController(Controller):
+    path = "/api/v1/incidents"
+    tags = ["incidents"]
+
+    @post("/", opt=PUBLIC, request_max_body_size=MAX_BODY)
+    def submit_incident(self, data: IncidentCreate, request: Request,
+                        principal: Principal) -> Response:
+        """Signed in or anonymous; lands in the moderation queue as `submitted`."""
+        if principal.is_anonymous:
+            wait = ANONYMOUS_SUBMISSIONS.take(request.client.host if request.client else "?")
+            if wait:
+                body = problem(429, "Too many requests",
+                               f"at most {ANON_PER_HOUR} anonymous submissions per hour; "
+                               "sign in or retry later", instance=request.url.path)
+                return Response(body, status_code=429, media_type=PROBLEM,
+                                headers={"Retry-After": str(math.ceil(wait))})
+        with session_scope() as session:
+            incident = service.submit_incident(session, principal, data)
+            return _respond(service.read_incident(session, principal, incident), 201)
+
+    @get("/", opt=PUBLIC)
+    def list_incidents(self, principal: Principal, lab: str | None = None,
+                       model: str | None = None, harm_type: str | None = None,
+                       severity: str | None = None, status: str | None = None,
+                       year: int | None = None, occurred_from: date | None = None,
+                       occurred_to: date | None = None, cursor: str | None = None,
+                       limit: int = 20) -> SearchPage:
+        """Newest first; the same filters and facets as search, without a query."""
+        return _search(principal, SearchParams(
+            lab=lab, model=model, harm_type=harm_type, severity=severity, status=status,
+            year=year, occurred_from=occurred_from, occurred_to=occurred_to,
+            sort="date", cursor=cursor, limit=limit))
+
+    @get("/search", opt=PUBLIC)
+    def search_incidents(self, principal: Principal, q: str | None = None,
+                         lab: str | None = None, model: str | None = None,
+                         harm_type: str | None = None, severity: str | None = None,
+                         status: str | None = None, year: int | None = None,
+                         occurred_from: date | None = None, occurred_to: date | None = None,
+                         sort: str = "relevance", cursor: str | None = None,
+                         limit: int = 20, facets: bool = True) -> SearchPage:
+        """Full text over titles, summaries and report texts: words, "phrases", OR, NOT."""
+        return _search(principal, SearchParams(
+            q=q, lab=lab, model=model, harm_type=harm_type, severity=severity, status=status,
+            year=year, occurred_from=occurred_from, occurred_to=occurred_to, sort=sort,
+            cursor=cursor, limit=limit, facets=facets))
+
+    @get("/export", opt=PUBLIC)
+    def export_incidents(self, principal: Principal, format: str = "json") -> Stream:
+        """Everything the caller may see, streamed in id order."""
+        if format not in ("json", "csv"):
+            raise Invalid("format is json or csv", field="format")
+        body = _export_json(principal) if format == "json" else _export_csv(principal)
+        media = "application/json" if format == "json" else "text/csv; charset=utf-8"
+        return Stream(body, media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="incidents.{format}"'})
+
+    @get("/{incident_id:int}", opt=PUBLIC)
+    def get_incident(self, incident_id: int, principal: Principal) -> Response:
+        with session_scope(write=False) as session:
+            return _read(session, principal, service.get_incident(session, principal,
+                                                                  incident_id))
+
+    @patch("/{incident_id:int}")
+    def revise_incident(self, incident_id: int, data: IncidentUpdate, request: Request,
+                        principal: Principal) -> Response[IncidentRead]:
+        data.version = expected_version(request, data.version)
+        with session_scope() as session:
+            incident = service.update_incident(session, principal, incident_id, data)
+            return _respond(service.read_incident(session, principal, incident))
+
+    @post("/{incident_id:int}/transitions", status_code=200)
+    def transition_incident(self, incident_id: int, data: TransitionIn, request: Request,
+                            principal: Principal) -> Response:
+        with session_scope() as session:
+            incident = service.transition_incident(
+                session, principal, incident_id, data.to,
+                expected_version(request, data.version), data.reason, data.duplicate_of)
+            return _read(session, principal, incident)
+
+    @post("/{incident_id:int}/embargo", status_code=200)
+    def set_embargo(self, incident_id: int, data: EmbargoIn, request: Request,
+                    principal: Principal) -> Response[IncidentRead]:
+        with session_scope() as session:
+            incident = service.set_embargo(session, principal, incident_id,
+                                           data.embargo_until,
+                                           expected_version(request, data.version))
+            return _respond(service.read_incident(session, principal, incident))
+
+    @get("/{incident_id:int}/reports", opt=PUBLIC)
+    def list_reports(self, incident_id: int, principal: Principal) -> list[ReportRead]:
+        with session_scope(write=False) as session:
+            return [_report(r) for r in service.list_reports(session, principal, incident_id)]
+
+    @post("/{incident_id:int}/reports", request_max_body_size=MAX_BODY)
+    def add_report(self, incident_id: int, data: ReportCreate,
+                   principal: Principal) -> ReportRead:
+        with session_scope() as session:
+            return _report(service.add_report(session, principal, incident_id, data))
+
+    @post("/{incident_id:int}/links", status_code=200)
+    def link_report(self, incident_id: int, data: LinkIn,
+                    principal: Principal) -> Response[IncidentRead]:
+        with session_scope() as session:
+            incident = service.link_report(session, principal, incident_id, data.report_id)
+            return _respond(service.read_incident(session, principal, incident))
+
+    @delete("/{incident_id:int}/links/{report_id:int}")
+    def unlink_report(self, incident_id: int, report_id: int,
+                      principal: Principal) -> Response[IncidentRead]:
+        with session_scope() as session:
+            incident = service.link_report(session, principal, incident_id, report_id,
+                                           linked=False)
+            return _respond(service.read_incident(session, principal, incident))
+
+
+def _report(report) -> ReportRead:
+    read = ReportRead.model_validate(report)
+    read.text_html = render_markdown(report.text)
+    return read
+
+
+def _search(principal: Principal, params: SearchParams) -> SearchPage:
+    with session_scope(write=False) as session:
+        result = search_incidents(session, principal, params)
+    return SearchPage(
+        items=[SearchHit(incident=h.incident, score=h.score, snippet=h.snippet)
+               for h in result.hits],
+        total=result.total, next_cursor=result.next_cursor,
+        facets={name: [FacetCount(value=v, count=c) for v, c in values]
+                for name, values in result.facets.items()})
+
+
+def _export_json(principal: Principal):
+    yield b"["
+    first = True
+    with session_scope(write=False) as session:
+        for batch in service.export_batches(session, principal):
+            for read in batch:
+                yield (b"" if first else b",") + read.model_dump_json().encode()
+                first = False
+    yield b"]"
+
+
+CSV_COLUMNS = ("id", "title", "status", "severity", "occurred", "harm_types", "labs",
+               "models", "taxonomy_version", "embargo_until", "report_count", "summary")
+
+
+def _export_csv(principal: Principal):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    with session_scope(write=False) as session:
+        for batch in service.export_batches(session, principal):
+            for read in batch:
+                row = read.model_dump(mode="json")
+                writer.writerow([";".join(row[c]) if isinstance(row[c], list) else
+                                 ("" if row[c] is None else row[c]) for c in CSV_COLUMNS])
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+

@@ -1,0 +1,129 @@
+"""Incident and report input/output shapes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Severity = Literal["low", "medium", "high", "critical"]
+# Size limits: a public form must not become a file store (413 for the whole body).
+MAX_TEXT = 20_000
+MAX_REPORT = 50_000
+
+
+class ReportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=MAX_REPORT, description="Markdown")
+    url: str | None = Field(default=None, max_length=2000)
+
+
+class IncidentCreate(BaseModel):
+    """What a reporter (signed in or anonymous) submits; it enters the moderation queue."""
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+    summary: str = Field(default="", max_length=MAX_TEXT, description="Markdown")
+    occurred: date
+    harm_types: list[str] = Field(min_length=1, max_length=10)
+    severity: Severity
+    labs: list[str] = Field(default_factory=list, max_length=20, description="lab slugs")
+    models: list[str] = Field(default_factory=list, max_length=20, description="LAB/MODEL")
+    stage_ids: list[int] = Field(default_factory=list, max_length=50)
+    checkpoint_ids: list[int] = Field(default_factory=list, max_length=50)
+    reporter_contact: str | None = Field(default=None, max_length=200,
+                                         description="how to reach an anonymous reporter")
+    reports: list[ReportCreate] = Field(default_factory=list, max_length=10)
+
+
+class IncidentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = None
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    summary: str | None = Field(default=None, max_length=MAX_TEXT)
+    occurred: date | None = None
+    harm_types: list[str] | None = Field(default=None, min_length=1, max_length=10)
+    severity: Severity | None = None
+    labs: list[str] | None = Field(default=None, max_length=20)
+    models: list[str] | None = Field(default=None, max_length=20)
+    stage_ids: list[int] | None = Field(default=None, max_length=50)
+    checkpoint_ids: list[int] | None = Field(default=None, max_length=50)
+
+
+class TransitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: Literal["triaged", "confirmed", "resolved", "rejected", "duplicate"]
+    version: int | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+    duplicate_of: int | None = Field(default=None, description="target when to=duplicate")
+
+
+class EmbargoIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    embargo_until: AwareDatetime | None
+    version: int | None = None
+
+
+class LinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    report_id: int
+
+
+class ReportRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    text: str
+    text_html: str = ""
+    url: str | None
+    submitted_at: datetime
+
+
+class IncidentRead(BaseModel):
+    id: int
+    title: str
+    summary: str
+    summary_html: str
+    occurred: date
+    harm_types: list[str]
+    taxonomy_version: str
+    severity: str
+    labs: list[str]
+    models: list[str]
+    stage_ids: list[int]
+    checkpoint_ids: list[int]
+    status: str
+    duplicate_of: int | None
+    embargo_until: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    report_count: int
+    # Only the reporter and coordinators see who reported.
+    reporter_id: int | None = None
+    reporter_contact: str | None = None
+
+
+class DuplicateRead(BaseModel):
+    """What a duplicate answers forever: where the incident now lives."""
+    id: int
+    status: Literal["duplicate"] = "duplicate"
+    duplicate_of: int
+    location: str
+
+
+class FacetCount(BaseModel):
+    value: str
+    count: int
+
+
+class SearchHit(BaseModel):
+    incident: IncidentRead
+    score: float | None
+    snippet: str | None = Field(description="HTML-escaped text, matches in <mark>")
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit]
+    total: int
+    facets: dict[str, list[FacetCount]]
+    next_cursor: str | None = None

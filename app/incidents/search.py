@@ -1,0 +1,370 @@
+"""Full-text incident search: query parsing, ranking, snippets, facets, keyset paging."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import (
+    String,
+    and_,
+    cast,
+    column,
+    exists,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    table,
+    text,
+    union_all,
+)
+from sqlmodel import Session
+
+from app.auth.principal import Principal
+from app.errors import BadQuery, Invalid
+from app.incidents.service import read_incidents, visible_incidents
+from app.incidents.tables import Incident, IncidentHarm, IncidentLab, IncidentModel
+from app.labs.tables import Lab
+from app.models.service import visible_models
+from app.models.tables import AIModel
+
+# --- index DDL (run by migration 0003_incidents) -------------------------------------
+# SQLite: an FTS5 external-content table over incident(title, summary, search_text), kept
+# in sync by triggers, so every writer (service, CLI, bench) updates it in the same
+# transaction. `search_text` holds the linked reports' text, maintained by the service.
+SQLITE_DDL = [
+    """CREATE VIRTUAL TABLE incident_fts USING fts5(title, summary, search_text,
+       content='incident', content_rowid='id', tokenize='porter unicode61')""",
+    """CREATE TRIGGER incident_fts_ai AFTER INSERT ON incident BEGIN
+       INSERT INTO incident_fts(rowid, title, summary, search_text)
+       VALUES (new.id, new.title, new.summary, new.search_text); END""",
+    """CREATE TRIGGER incident_fts_ad AFTER DELETE ON incident BEGIN
+       INSERT INTO incident_fts(incident_fts, rowid, title, summary, search_text)
+       VALUES ('delete', old.id, old.title, old.summary, old.search_text); END""",
+    """CREATE TRIGGER incident_fts_au AFTER UPDATE OF title, summary, search_text
+       ON incident BEGIN
+       INSERT INTO incident_fts(incident_fts, rowid, title, summary, search_text)
+       VALUES ('delete', old.id, old.title, old.summary, old.search_text);
+       INSERT INTO incident_fts(rowid, title, summary, search_text)
+       VALUES (new.id, new.title, new.summary, new.search_text); END""",
+]
+SQLITE_DROP = ["DROP TRIGGER IF EXISTS incident_fts_ai", "DROP TRIGGER IF EXISTS incident_fts_ad",
+               "DROP TRIGGER IF EXISTS incident_fts_au", "DROP TABLE IF EXISTS incident_fts"]
+# PostgreSQL: a weighted tsvector generated from the same three columns, GIN-indexed.
+POSTGRESQL_DDL = [
+    """ALTER TABLE incident ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
+       setweight(to_tsvector('english', title), 'A') ||
+       setweight(to_tsvector('english', summary), 'B') ||
+       setweight(to_tsvector('english', search_text), 'C')) STORED""",
+    "CREATE INDEX ix_incident_search_vector ON incident USING GIN (search_vector)",
+]
+POSTGRESQL_DROP = ["DROP INDEX IF EXISTS ix_incident_search_vector",
+                   "ALTER TABLE incident DROP COLUMN IF EXISTS search_vector"]
+
+
+def install(connection, drop: bool = False) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    statements = (SQLITE_DROP if sqlite else POSTGRESQL_DROP) if drop else \
+        (SQLITE_DDL if sqlite else POSTGRESQL_DDL)
+    for statement in statements:
+        connection.exec_driver_sql(statement)
+
+
+# --- the user's query -------------------------------------------------------------------
+MAX_QUERY = 500
+MAX_TERMS = 16
+_TOKEN = re.compile(r'\s*(-?"[^"]*"|-?"[^"]*$|[^\s"]+)')
+_WORD = re.compile(r"\w+")
+
+
+@dataclass
+class ParsedQuery:
+    """AND of OR-groups of terms/phrases (each a tuple of words), minus the NOT items."""
+    groups: list[list[tuple[str, ...]]] = field(default_factory=list)
+    negated: list[tuple[str, ...]] = field(default_factory=list)
+
+
+def parse_query(q: str) -> ParsedQuery:
+    """Words, "quoted phrases", OR between items, NOT or a leading '-' to exclude.
+    Everything else is punctuation. Mistakes answer 400 naming `q`, never reach SQL."""
+    if len(q) > MAX_QUERY:
+        raise BadQuery(f"the query is longer than {MAX_QUERY} characters", field="q")
+    parsed, pending_or, pending_not, count = ParsedQuery(), False, False, 0
+    for raw in _TOKEN.findall(q):
+        negate = raw.startswith("-") and len(raw) > 1
+        body = raw[1:] if negate else raw
+        if body.startswith('"') and (len(body) == 1 or not body.endswith('"')):
+            raise BadQuery('a quoted phrase is not closed; add the closing "', field="q")
+        if raw == "OR":
+            if not parsed.groups or pending_or or pending_not:
+                raise BadQuery("OR needs a term on each side", field="q")
+            pending_or = True
+            continue
+        if raw == "NOT":
+            if pending_not or pending_or:
+                raise BadQuery("NOT needs a term after it", field="q")
+            pending_not = True
+            continue
+        words = tuple(w.lower() for w in _WORD.findall(body))
+        if not words:
+            continue
+        count += len(words)
+        if negate or pending_not:
+            if pending_or:
+                raise BadQuery("OR cannot join an excluded term", field="q")
+            parsed.negated.append(words)
+        elif pending_or:
+            parsed.groups[-1].append(words)
+        else:
+            parsed.groups.append([words])
+        pending_or = pending_not = False
+    if pending_or or pending_not:
+        raise BadQuery(f"the query ends with {'OR' if pending_or else 'NOT'}", field="q")
+    if count > MAX_TERMS:
+        raise BadQuery(f"use at most {MAX_TERMS} words", field="q")
+    if not parsed.groups:
+        raise BadQuery("the query needs at least one word to look for"
+                       + (" besides the excluded ones" if parsed.negated else ""), field="q")
+    return parsed
+
+
+def to_fts5(parsed: ParsedQuery) -> str:
+    # Every item is double-quoted and made only of \w characters, so no user text can
+    # become FTS5 syntax.
+    def item(words):
+        return '"' + " ".join(words) + '"'
+    positive = " AND ".join("(" + " OR ".join(item(w) for w in group) + ")"
+                            for group in parsed.groups)
+    if parsed.negated:
+        return f"({positive}) NOT ({' OR '.join(item(w) for w in parsed.negated)})"
+    return positive
+
+
+_ENGLISH = literal_column("'english'::regconfig")
+
+
+def to_tsquery(parsed: ParsedQuery):
+    """The same query as a PostgreSQL tsquery, built from bound parameters."""
+    def item(words):
+        fn = func.phraseto_tsquery if len(words) > 1 else func.plainto_tsquery
+        return fn(_ENGLISH, " ".join(words))
+
+    def any_of(items):
+        out = item(items[0])
+        for words in items[1:]:
+            out = func.tsquery_or(out, item(words))
+        return out
+    query = any_of(parsed.groups[0])
+    for group in parsed.groups[1:]:
+        query = func.tsquery_and(query, any_of(group))
+    if parsed.negated:
+        query = func.tsquery_and(query, func.tsquery_not(any_of(parsed.negated)))
+    return query
+
+
+# --- search ------------------------------------------------------------------------------
+FACETS = ("lab", "model", "harm_type", "severity", "status", "year")
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
+_fts = table("incident_fts", column("rowid"))
+_BM25 = "bm25(incident_fts, 10.0, 4.0, 1.0)"
+
+
+@dataclass
+class SearchParams:
+    q: str | None = None
+    lab: str | None = None
+    model: str | None = None
+    harm_type: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    year: int | None = None
+    occurred_from: date | None = None
+    occurred_to: date | None = None
+    sort: str = "relevance"
+    cursor: str | None = None
+    limit: int = 20
+    facets: bool = True
+
+
+@dataclass
+class Hit:
+    incident: object
+    score: float | None
+    snippet: str | None
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    total: int
+    facets: dict[str, list[tuple[str, int]]]
+    next_cursor: str | None
+
+
+def _encode(payload: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, sort: str) -> list:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+        if payload[0] != sort or len(payload) != 3:
+            raise ValueError
+        return payload
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError):
+        raise Invalid("cursor is not one this search issued (same sort, same query)",
+                      field="cursor") from None
+
+
+def _filters(params: SearchParams) -> list:
+    out = [Incident.status != "duplicate"]
+    if params.lab:
+        out.append(exists().where(IncidentLab.incident_id == Incident.id,
+                                  IncidentLab.lab_id == Lab.id, Lab.slug == params.lab))
+    if params.model:
+        lab_slug, _, slug = params.model.partition("/")
+        out.append(exists().where(IncidentModel.incident_id == Incident.id,
+                                  IncidentModel.model_id == AIModel.id,
+                                  AIModel.lab_id == Lab.id, Lab.slug == lab_slug,
+                                  AIModel.slug == slug))
+    if params.harm_type:
+        out.append(exists().where(IncidentHarm.incident_id == Incident.id,
+                                  IncidentHarm.harm_type == params.harm_type))
+    for name in ("severity", "status", "year"):
+        if getattr(params, name) is not None:
+            out.append(getattr(Incident, name) == getattr(params, name))
+    if params.occurred_from:
+        out.append(Incident.occurred >= params.occurred_from)
+    if params.occurred_to:
+        out.append(Incident.occurred <= params.occurred_to)
+    return out
+
+
+def search_incidents(session: Session, principal: Principal,
+                     params: SearchParams) -> SearchResult:
+    """One visibility clause inside every statement: hits, snippets, totals and facet
+    counts are all computed over rows the principal may see, never filtered afterwards."""
+    if params.sort not in ("relevance", "date"):
+        raise Invalid("sort is relevance or date", field="sort")
+    if not 1 <= params.limit <= 100:
+        raise Invalid("limit must be between 1 and 100", field="limit")
+    parsed = parse_query(params.q) if params.q and params.q.strip() else None
+    sort = params.sort if parsed else "date"
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    where = [visible_incidents(principal), *_filters(params)]
+    key = None
+    if parsed is None:
+        source = Incident
+    elif sqlite:
+        fts_q = to_fts5(parsed)
+        source = _fts.join(Incident, Incident.id == _fts.c.rowid)
+        where.append(text("incident_fts MATCH :fts_q").bindparams(fts_q=fts_q))
+        key = literal_column(_BM25)
+    else:
+        tsq = to_tsquery(parsed)
+        vector = literal_column("incident.search_vector")
+        source = Incident
+        where.append(vector.op("@@")(tsq))
+        # ts_rank_cd is higher-is-better; negate so both backends sort ascending.
+        key = -func.ts_rank_cd(vector, tsq)
+
+    page = select(Incident, key.label("key") if key is not None else null().label("key"))
+    page = page.select_from(source).where(*where)
+    if sort == "relevance":
+        if params.cursor:
+            _, k, last = _decode(params.cursor, sort)
+            page = page.where(or_(key > k, and_(key == k, Incident.id > last)))
+        page = page.order_by(key, Incident.id)
+    else:
+        if params.cursor:
+            _, d, last = _decode(params.cursor, sort)
+            d = date.fromisoformat(d)
+            page = page.where(or_(Incident.occurred < d,
+                                  and_(Incident.occurred == d, Incident.id < last)))
+        page = page.order_by(Incident.occurred.desc(), Incident.id.desc())
+    rows = session.execute(page.limit(params.limit + 1)).all()
+    more = len(rows) > params.limit
+    rows = rows[:params.limit]
+    cursor = None
+    if more and rows:
+        inc, k = rows[-1]
+        cursor = _encode([sort, k, inc.id] if sort == "relevance"
+                         else [sort, inc.occurred.isoformat(), inc.id])
+    incidents = [r[0] for r in rows]
+    snippets = _snippets(session, parsed, [i.id for i in incidents], sqlite) if parsed else {}
+    reads = read_incidents(session, principal, incidents)
+    hits = [Hit(read, -k if k is not None else None, snippets.get(read.id))
+            for read, (_, k) in zip(reads, rows, strict=True)]
+    total, facets = _facets(session, principal, source, where, params.facets)
+    return SearchResult(hits, total, facets, cursor)
+
+
+def _facets(session: Session, principal: Principal, source, where,
+            want: bool) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+    """Total and facet counts in one statement over one materialised match set."""
+    matched = select(Incident.id.label("id"), Incident.severity, Incident.status,
+                     Incident.year).select_from(source).where(*where)
+    m = matched.cte("m").prefix_with("MATERIALIZED")
+    parts = [select(literal("total"), cast(null(), String), func.count()).select_from(m)]
+    if want:
+        for name in ("severity", "status"):
+            parts.append(select(literal(name), m.c[name], func.count())
+                         .group_by(m.c[name]))
+        parts.append(select(literal("year"), cast(m.c.year, String), func.count())
+                     .group_by(m.c.year))
+        parts.append(select(literal("lab"), Lab.slug, func.count())
+                     .select_from(m.join(IncidentLab, IncidentLab.incident_id == m.c.id)
+                                  .join(Lab, Lab.id == IncidentLab.lab_id))
+                     .group_by(Lab.slug))
+        parts.append(select(literal("model"), Lab.slug + "/" + AIModel.slug, func.count())
+                     .select_from(m.join(IncidentModel, IncidentModel.incident_id == m.c.id)
+                                  .join(AIModel, AIModel.id == IncidentModel.model_id)
+                                  .join(Lab, Lab.id == AIModel.lab_id))
+                     .where(visible_models(principal))
+                     .group_by(Lab.slug, AIModel.slug))
+        parts.append(select(literal("harm_type"), IncidentHarm.harm_type, func.count())
+                     .select_from(m.join(IncidentHarm, IncidentHarm.incident_id == m.c.id))
+                     .group_by(IncidentHarm.harm_type))
+    facets: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS} if want else {}
+    total = 0
+    for name, value, count in session.execute(union_all(*parts)):
+        if name == "total":
+            total = count
+        else:
+            facets[name].append((str(value), count))
+    for values in facets.values():
+        values.sort(key=lambda vc: (-vc[1], vc[0]))
+    return total, facets
+
+
+def _snippets(session: Session, parsed: ParsedQuery, ids: list[int],
+              sqlite: bool) -> dict[int, str]:
+    """Snippets for the page's rows only (the ids already passed the visibility clause)."""
+    if not ids:
+        return {}
+    if sqlite:
+        stmt = text("SELECT rowid, snippet(incident_fts, -1, :a, :b, '…', 24) "
+                    "FROM incident_fts WHERE incident_fts MATCH :q AND rowid IN "
+                    f"({', '.join(str(int(i)) for i in ids)})")
+        rows = session.execute(stmt, {"a": MARK_OPEN, "b": MARK_CLOSE, "q": to_fts5(parsed)})
+    else:
+        body = Incident.title + " — " + Incident.summary + " " + Incident.search_text
+        options = (f"StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}, MaxWords=30, MinWords=12, "
+                   "MaxFragments=2, FragmentDelimiter=…")
+        rows = session.execute(select(Incident.id, func.ts_headline(
+            _ENGLISH, body, to_tsquery(parsed), options)).where(Incident.id.in_(ids)))
+    return {rid: mark(snippet) for rid, snippet in rows}
+
+
+def mark(snippet: str) -> str:
+    """Escape everything, then turn the engine's private markers into <mark>."""
+    return (html.escape(snippet or "").replace(MARK_OPEN, "<mark>")
+            .replace(MARK_CLOSE, "</mark>"))
