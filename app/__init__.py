@@ -24,6 +24,7 @@ def healthz() -> dict:
 
 
 def route_handlers() -> list:
+    from app.agreements.api import AgreementController
     from app.auth.api import AccountController
     from app.events.api import EventController
     from app.incidents.api import IncidentController
@@ -32,7 +33,7 @@ def route_handlers() -> list:
     from app.plans.api import PlanController
 
     return [healthz, AccountController, LabController, ModelController, PlanController,
-            EventController, IncidentController]
+            EventController, AgreementController, IncidentController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -1,5 +1,6 @@
 """Imports every table module so SQLModel.metadata is complete (Alembic, tests)."""
 
+from app.agreements import tables as _agreements  # noqa: F401
 from app.auth import tables as _auth  # noqa: F401
 from app.events import tables as _events  # noqa: F401
 from app.incidents import tables as _incidents  # noqa: F401

@@ -1,0 +1,86 @@
+"""/api/v1/agreements: disclosure agreements, their lifecycle and signatures."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response
+
+from app.agreements import service
+from app.agreements.schemas import (
+    AgreementCreate,
+    AgreementRead,
+    AgreementUpdate,
+    SignIn,
+    TemplateIn,
+    TransitionIn,
+)
+from app.auth.principal import Principal
+from app.db import session_scope
+from app.http import PUBLIC, expected_version, get, patch, post
+from app.pagination import Page, PageRequest
+
+
+def _respond(read: AgreementRead, status: int = 200) -> Response[AgreementRead]:
+    return Response(read, status_code=status, headers={"ETag": f'"{read.version}"'})
+
+
+class AgreementController(Controller):
+    path = "/api/v1/agreements"
+    tags = ["agreements"]  # noqa: RUF012
+
+    @get("/", opt=PUBLIC)
+    def list_agreements(self, principal: Principal, page: PageRequest,
+                        status: str | None = None, lab: str | None = None,
+                        kind: str | None = None) -> Page[AgreementRead]:
+        """`status` is the effective status; `lab` matches the discloser or any party."""
+        with session_scope(write=False) as session:
+            rows, cursor = service.list_agreements(session, principal, page, status=status,
+                                                   lab=lab, kind=kind)
+            return Page(items=service.read_agreements(session, principal, rows),
+                        next_cursor=cursor)
+
+    @post("/")
+    def draft_agreement(self, data: AgreementCreate,
+                        principal: Principal) -> Response[AgreementRead]:
+        with session_scope() as session:
+            agreement = service.create_agreement(session, principal, data)
+            return _respond(service.read_agreement(session, principal, agreement), 201)
+
+    @post("/from-template")
+    def draft_from_template(self, data: TemplateIn,
+                            principal: Principal) -> Response[AgreementRead]:
+        with session_scope() as session:
+            agreement = service.instantiate_template(
+                session, principal, data.template, data.discloser, data.parties, data.scope,
+                data.starts_at, data.ends_at, data.confidential_until, data.title)
+            return _respond(service.read_agreement(session, principal, agreement), 201)
+
+    @get("/{agreement_id:int}", opt=PUBLIC)
+    def get_agreement(self, agreement_id: int, principal: Principal) -> Response[AgreementRead]:
+        with session_scope(write=False) as session:
+            agreement = service.get_agreement(session, principal, agreement_id)
+            return _respond(service.read_agreement(session, principal, agreement))
+
+    @patch("/{agreement_id:int}")
+    def revise_agreement(self, agreement_id: int, data: AgreementUpdate, request: Request,
+                         principal: Principal) -> Response[AgreementRead]:
+        data.version = expected_version(request, data.version)
+        with session_scope() as session:
+            agreement = service.revise_agreement(session, principal, agreement_id, data)
+            return _respond(service.read_agreement(session, principal, agreement))
+
+    @post("/{agreement_id:int}/transitions", status_code=200)
+    def transition_agreement(self, agreement_id: int, data: TransitionIn, request: Request,
+                             principal: Principal) -> Response[AgreementRead]:
+        with session_scope() as session:
+            agreement = service.transition_agreement(
+                session, principal, agreement_id, data.to,
+                expected_version(request, data.version), data.reason)
+            return _respond(service.read_agreement(session, principal, agreement))
+
+    @post("/{agreement_id:int}/signatures", status_code=201)
+    def sign_agreement(self, agreement_id: int, data: SignIn, request: Request,
+                       principal: Principal) -> Response[AgreementRead]:
+        with session_scope() as session:
+            agreement = service.sign_agreement(session, principal, agreement_id, data.lab,
+                                               expected_version(request, data.version))
+            return _respond(service.read_agreement(session, principal, agreement), 201)
