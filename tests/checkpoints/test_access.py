@@ -1,0 +1,64 @@
+"""Access levels: who sees, lists and downloads public, partners and internal checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.checkpoints.tiny import checkpoint_files, tiny_gpt2, upload
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return checkpoint_files(tiny_gpt2(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture
+def ckpts(client, world, files):
+    ids = {}
+    for level in ("public", "partners", "internal"):
+        resp = upload(client, world.a_member, files, name=level, access=level)
+        assert resp.status_code == 201, resp.text
+        ids[level] = resp.json()["id"]
+    return ids
+
+
+# who -> the access levels of lab A's checkpoints they may see
+SEES = {"anonymous": {"public"}, "a_member": {"public", "partners", "internal"},
+        "b_member": {"public"}, "coord": {"public", "partners", "internal"}}
+
+
+@pytest.mark.parametrize("who", list(SEES))
+def test_listing_download_and_runs_follow_access_level(client, world, ckpts, who):
+    headers = {} if who == "anonymous" else getattr(world, who).headers
+    listed = client.get("/api/v1/checkpoints?model=lab-a/m", headers=headers).json()["items"]
+    assert {c["access_level"] for c in listed} == SEES[who]
+    for level, cid in ckpts.items():
+        visible = level in SEES[who]
+        assert client.get(f"/api/v1/checkpoints/{cid}", headers=headers).status_code == (
+            200 if visible else 404)
+        # Another lab's non-public checkpoint is a 404, not a 403: its existence is private.
+        download = client.get(f"/api/v1/checkpoints/{cid}/files/config.json", headers=headers)
+        assert download.status_code == (200 if visible else 404)
+    runs = client.get("/api/v1/evals/runs?limit=200", headers=headers).json()["items"]
+    assert {r["checkpoint_id"] for r in runs} == {ckpts[lvl] for lvl in SEES[who]}
+
+
+def test_only_lab_admins_change_access(client, world, ckpts):
+    url = f"/api/v1/checkpoints/{ckpts['internal']}"
+    assert client.patch(url, json={"access_level": "public"},
+                        headers=world.a_member.headers).status_code == 403
+    assert client.patch(url, json={"access_level": "public"},
+                        headers=world.b_member.headers).status_code == 404
+    resp = client.patch(url, json={"access_level": "public"}, headers=world.a_admin.headers)
+    assert resp.status_code == 200 and resp.json()["access_level"] == "public"
+    assert client.get(url).status_code == 200
+
+
+def test_private_model_hides_even_public_checkpoints(client, world, ckpts):
+    model = client.get(f"/api/v1/models/{world.model_a}", headers=world.a_admin.headers).json()
+    resp = client.patch(f"/api/v1/models/{world.model_a}",
+                        json={"public": False, "version": model["version"]},
+                        headers=world.a_admin.headers)
+    assert resp.status_code == 200, resp.text
+    assert client.get(f"/api/v1/checkpoints/{ckpts['public']}").status_code == 404
+    assert client.get("/api/v1/checkpoints").json()["items"] == []

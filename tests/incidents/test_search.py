@@ -1,0 +1,171 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.auth.principal import SYSTEM
+from app.auth.service import create_token, create_user
+from app.db import session_scope
+from app.timeutil import freeze
+
+URL = "/api/v1/incidents"
+EMBARGO = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _search(client, headers=None, **params):
+    r = client.get(f"{URL}/search", params=params, headers=headers or {})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_embargo_never_leaks_through_search(client, world, file_incident):
+    """Sweep results, snippets, facets, totals, paging, lists, export and GET, one second
+    each side of the embargo, for every kind of caller."""
+    with session_scope() as s:
+        user = create_user(s, SYSTEM, "rep")
+        _, secret = create_token(s, SYSTEM, user)
+    rep = {"Authorization": f"Bearer {secret}"}
+    freeze(EMBARGO - timedelta(days=1))
+    other = file_incident(to=("triaged", "confirmed"), title="Public spam wave",
+                          harm_types=["spam"], severity="low", labs=["lab-b"])
+    r = client.post(URL, headers=rep, json={
+        "title": "Quokka leak", "summary": "secret quokka details", "occurred": "2029-05-01",
+        "harm_types": ["privacy"], "severity": "critical", "labs": ["lab-a"],
+        "reports": [{"text": "the quokka dossier"}]})
+    hidden = r.json()
+    for step, version in (("triaged", 1), ("confirmed", 2)):
+        client.post(f"{URL}/{hidden['id']}/transitions", json={"to": step, "version": version},
+                    headers=world.coord.headers)
+    r = client.post(f"{URL}/{hidden['id']}/embargo",
+                    json={"embargo_until": EMBARGO.isoformat(), "version": 3},
+                    headers=world.coord.headers)
+    assert r.status_code == 200, r.text
+    callers = {"anonymous": ({}, False), "reporter": (rep, True),
+               "affected lab": (world.a_member.headers, True),
+               "unrelated lab": (world.b_member.headers, False),
+               "coordinator": (world.coord.headers, True)}
+    for moment, lifted in ((EMBARGO - timedelta(seconds=1), False),
+                           (EMBARGO + timedelta(seconds=1), True)):
+        freeze(moment)
+        for who, (headers, privileged) in callers.items():
+            sees = privileged or lifted
+            where = f"{who} at {moment}"
+            page = _search(client, headers, q="quokka")
+            assert page["total"] == int(sees), where
+            assert [h["incident"]["id"] for h in page["items"]] == \
+                ([hidden["id"]] if sees else []), where
+            if sees:
+                assert "<mark>quokka</mark>" in page["items"][0]["snippet"]
+            counts = {k: sum(v["count"] for v in vs) for k, vs in page["facets"].items()}
+            assert counts == {"lab": int(sees), "model": 0, "harm_type": int(sees),
+                              "severity": int(sees), "status": int(sees),
+                              "year": int(sees)}, where
+            paged = _search(client, headers, q="quokka OR spam", limit=1)
+            ids = [h["incident"]["id"] for h in paged["items"]]
+            while paged["next_cursor"]:
+                paged = _search(client, headers, q="quokka OR spam", limit=1,
+                                cursor=paged["next_cursor"])
+                ids += [h["incident"]["id"] for h in paged["items"]]
+            assert sorted(ids) == sorted([other["id"]] + ([hidden["id"]] if sees else []))
+            listed = client.get(URL, params={"severity": "critical"}, headers=headers).json()
+            assert listed["total"] == int(sees), where
+            assert {f["value"] for f in _search(client, headers)["facets"]["severity"]} == \
+                ({"low", "critical"} if sees else {"low"}), where
+            exported = client.get(f"{URL}/export", headers=headers).json()
+            assert (hidden["id"] in [x["id"] for x in exported]) == sees, where
+            csv = client.get(f"{URL}/export", params={"format": "csv"}, headers=headers).text
+            assert ("Quokka" in csv) == sees, where
+            status = client.get(f"{URL}/{hidden['id']}", headers=headers).status_code
+            assert status == (200 if sees else 404), where
+
+
+@pytest.fixture
+def corpus(world, file_incident):
+    """Four public incidents with distinct facets, plus one in the queue."""
+    ids = {}
+    ids["title"] = file_incident(to=("triaged", "confirmed"), title="Phishing kit <script>",
+                                 summary="emails", harm_types=["phishing"], severity="high",
+                                 occurred="2019-03-01", labs=["lab-a"])["id"]
+    ids["summary"] = file_incident(to=("triaged", "confirmed"), title="Mail campaign",
+                                   summary="a phishing run with voice", harm_types=["phishing",
+                                   "impersonation"], severity="low", occurred="2020-07-01",
+                                   labs=["lab-b"])["id"]
+    ids["report"] = file_incident(to=("triaged", "confirmed", "resolved"), title="Other",
+                                  summary="nothing", harm_types=["spam"], severity="low",
+                                  occurred="2021-01-01", labs=["lab-a"],
+                                  reports=[{"text": "someone mentioned phishing"}])["id"]
+    ids["voice"] = file_incident(to=("triaged", "confirmed"), title="Voice clone",
+                                 summary="voice fraud", harm_types=["impersonation"],
+                                 severity="critical", occurred="2020-01-01",
+                                 labs=["lab-a"], models=["lab-a/m"])["id"]
+    ids["queued"] = file_incident(title="Queued phishing", severity="high")["id"]
+    return ids
+
+
+def test_ranking_snippets_facets(client, corpus):
+    page = _search(client, q="phishing")
+    order = [h["incident"]["id"] for h in page["items"]]
+    assert order == [corpus["title"], corpus["summary"], corpus["report"]]
+    assert page["total"] == 3
+    first = page["items"][0]
+    assert "&lt;script&gt;" in first["snippet"] and "<script>" not in first["snippet"]
+    assert "<mark>Phishing</mark>" in first["snippet"]
+    assert first["score"] > page["items"][1]["score"] > page["items"][2]["score"]
+    f = {k: {x["value"]: x["count"] for x in v} for k, v in page["facets"].items()}
+    assert f["severity"] == {"high": 1, "low": 2}
+    assert f["lab"] == {"lab-a": 2, "lab-b": 1}
+    assert f["harm_type"] == {"phishing": 2, "impersonation": 1, "spam": 1}
+    assert f["year"] == {"2019": 1, "2020": 1, "2021": 1}
+    assert f["status"] == {"confirmed": 2, "resolved": 1}
+    assert _search(client, q="voice")["facets"]["model"] == [{"value": "lab-a/m", "count": 1}]
+
+
+def test_filters_sort_and_syntax(client, corpus):
+    def ids(**params):
+        return [h["incident"]["id"] for h in _search(client, **params)["items"]]
+    assert ids(q="phishing", severity="low") == [corpus["summary"], corpus["report"]]
+    assert ids(q="phishing", lab="lab-b") == [corpus["summary"]]
+    assert ids(q="phishing", harm_type="spam") == [corpus["report"]]
+    assert ids(q="phishing", year=2019) == [corpus["title"]]
+    assert ids(q="phishing", status="resolved") == [corpus["report"]]
+    assert ids(q="phishing", occurred_from="2020-01-01", occurred_to="2020-12-31") == \
+        [corpus["summary"]]
+    assert ids(q="voice", model="lab-a/m") == [corpus["voice"]]
+    assert ids(q="phishing", sort="date") == [corpus["report"], corpus["summary"],
+                                              corpus["title"]]
+    assert ids(q='"phishing run"') == [corpus["summary"]]
+    assert ids(q="phishing -voice") == [corpus["title"], corpus["report"]]
+    assert ids(q="phishing NOT voice") == [corpus["title"], corpus["report"]]
+    assert set(ids(q="fraud OR emails")) == {corpus["voice"], corpus["title"]}
+    assert ids(q="voice phishing") == [corpus["summary"]]
+
+
+@pytest.mark.parametrize("sort", ["relevance", "date"])
+def test_cursor_pagination_walks_everything_once(client, corpus, sort):
+    seen, cursor = [], None
+    while True:
+        params = {"q": "phishing OR voice", "sort": sort, "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        page = _search(client, **params)
+        seen += [h["incident"]["id"] for h in page["items"]]
+        assert page["total"] == 4
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted([corpus["title"], corpus["summary"], corpus["report"],
+                                   corpus["voice"]])
+    r = client.get(f"{URL}/search", params={"q": "x", "cursor": "garbage"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
+
+
+@pytest.mark.parametrize("q", ['"unclosed phrase', "OR", "phishing OR", "NOT", "-voice",
+                               "phishing NOT", "*)(:^", "a OR -b", "x " * 20])
+def test_bad_queries_answer_400(client, world, q):
+    r = client.get(f"{URL}/search", params={"q": q})
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["field"] == "q"
+
+
+@pytest.mark.parametrize("q", ["AND", "near(a b)", "title:phishing", "a^b", "c++ OR c#"])
+def test_engine_syntax_is_just_words(client, world, q):
+    assert client.get(f"{URL}/search", params={"q": q}).status_code == 200

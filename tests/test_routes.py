@@ -1,0 +1,42 @@
+"""Deny by default: every route not explicitly public refuses anonymous callers."""
+
+import re
+
+import pytest
+
+from app import create_app
+
+SAMPLE = {"int": "1", "str": "x", "path": "x"}
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}:]+:(\w+)\}", lambda m: SAMPLE.get(m.group(1), "x"), path)
+
+
+def _routes():
+    app = create_app()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods - {"OPTIONS", "HEAD"}:
+                yield method, route.path, bool(handler.opt.get("public"))
+
+
+ROUTES = sorted(set(_routes()))
+
+
+# Writes open to anonymous callers, each on purpose; anything else is a mistake.
+PUBLIC_WRITES = {("POST", "/api/v1/incidents/submissions")}
+
+
+def test_write_routes_are_public_only_by_decision():
+    public_writes = {(m, p) for m, p, public in ROUTES if public and m != "GET"}
+    assert public_writes <= PUBLIC_WRITES
+
+
+@pytest.mark.parametrize("method,path,public", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+def test_anonymous_gets_401_on_every_non_public_route(client, method, path, public):
+    if public or path.startswith("/schema"):
+        pytest.skip("public route")
+    r = client.request(method, _concrete(path), json={})
+    assert r.status_code == 401, (method, path, r.status_code, r.text)
+    assert r.json()["status"] == 401
