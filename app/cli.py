@@ -180,3 +180,7 @@ def plan_file(path: str, user_name: str | None, draft: bool) -> None:
 
 
 # -- domain command groups --
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ from functools import partial
 
 import anyio
 import litestar
+import pydantic
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
@@ -73,6 +74,15 @@ def validation_handler(request: Request, exc: ValidationException) -> Response:
             errors.append({"field": item.get("key") or item.get("source") or "body",
                            "reason": item.get("message", "invalid")})
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors) or str(exc.detail)
+    body = problem(422, "Invalid input", detail, errors=errors, instance=request.url.path)
+    return Response(body, status_code=422, media_type=PROBLEM)
+
+
+def pydantic_error_handler(request: Request, exc: pydantic.ValidationError) -> Response:
+    """Validation raised inside a service (e.g. a card patch) is still the client's error."""
+    errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
+              for e in exc.errors()]
+    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
     body = problem(422, "Invalid input", detail, errors=errors, instance=request.url.path)
     return Response(body, status_code=422, media_type=PROBLEM)
 

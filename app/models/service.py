@@ -93,6 +93,8 @@ def update_model(session: Session, actor: Principal, model_id: int, version: int
     model = get_model(session, actor, model_id)
     actor.require_member(model.lab_id)
     check_version(version, model.version)
+    # Compare-and-set first, before any attribute change could be autoflushed.
+    bump_version(session, AIModel, model.id, model.version)
     if card:
         merged = {key: getattr(model, key) for key in CARD_KEYS} | card
         for key, value in CardFields.model_validate(merged).model_dump().items():
@@ -103,7 +105,6 @@ def update_model(session: Session, actor: Principal, model_id: int, version: int
         model.public = public
     model.version += 1
     model.updated_at = utcnow()
-    bump_version(session, AIModel, model.id, version)
     session.add(model)
     record(session, actor, "model", model.id, "updated", model_state(model),
            lab_id=model.lab_id, visibility="public" if model.public else "lab")

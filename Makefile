@@ -1,0 +1,23 @@
+# Two entry points: `make run` (demo server) and `make test` (whole suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# torch is pinned to the CPU wheel (torch==2.13.0); compat mode keeps new packages importable.
+	$(VENV)/bin/pip install --quiet -e '.[ml,test]' --config-settings editable_mode=compat
+	touch $@
+
+.PHONY: setup run test bench
+setup: $(VENV)/.installed
+
+run: setup
+	$(VENV)/bin/stagegate demo
+	$(VENV)/bin/stagegate serve
+
+test: setup
+	$(VENV)/bin/python -m pytest -n 2
+
+bench: setup
+	$(VENV)/bin/python bench/api.py
