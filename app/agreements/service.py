@@ -516,11 +516,12 @@ def partner_grant(lab_ids: list[int], *, checkpoint_id, model_id, lab_id, stage_
     if not lab_ids:
         return false()
     now = now or utcnow()
-    covers = [AgreementScope.model_id == model_id]
-    if checkpoint_id is not None:
-        covers.append(AgreementScope.checkpoint_id == checkpoint_id)
-    if stage_id is not None:
-        covers.append(AgreementScope.stage_id == stage_id)
+    # A missing value must not become "IS NULL", which would match the other kinds of row.
+    covers = [column == value for column, value in (
+        (AgreementScope.model_id, model_id), (AgreementScope.checkpoint_id, checkpoint_id),
+        (AgreementScope.stage_id, stage_id)) if value is not None]
+    if not covers:
+        return false()
     return exists(
         sa_select(literal(1)).select_from(A)
         .join(AgreementParty, AgreementParty.agreement_id == A.id)

@@ -17,6 +17,7 @@ from app.agreements.tables import DisclosureAgreement
 from app.auth.principal import SYSTEM, Principal
 from app.db import session_scope
 from app.labs.service import get_lab
+from app.models.service import find_model
 from app.plans.tables import Stage
 from app.timeutil import freeze
 from tests.agreements.conftest import API, ok
@@ -93,6 +94,7 @@ def test_demo_agreement(client, settings):
         cornell = Principal(user_id=10_000, name="c", roles={get_lab(s, "cornell").id:
                                                                "lab_member"})
         openai = get_lab(s, "openai").id
+        gpt2 = find_model(s, SYSTEM, "openai/gpt-2").id
         stages = {st.name: st for st in s.exec(select(Stage))}
     got = ok(client.get(f"{API}/{first}"))       # public since the 1.5B release
     assert got["status"] == "expired" and got["discloser"] == "openai"
@@ -103,8 +105,8 @@ def test_demo_agreement(client, settings):
     assert [s["name"] for s in got["scope"]["stages"]] == ["774M", "1.5B"]
     assert got["starts_at"].startswith("2019-08-20")
     assert got["confidential_until"].startswith("2019-11-05")
-    xl = SimpleNamespace(id=1, model_id=stages["1.5B"].plan_id and None, lab_id=openai,
-                         access_level="partners", stage_id=stages["1.5B"].id)
+    xl = SimpleNamespace(id=1, model_id=gpt2, lab_id=openai, access_level="partners",
+                         stage_id=stages["1.5B"].id)
     freeze(datetime(2019, 10, 1, tzinfo=UTC))
     assert client.get(f"{API}/{first}").status_code == 404    # still confidential
     with session_scope(write=False) as s:
