@@ -180,6 +180,9 @@ def plan_file(path: str, user_name: str | None, draft: bool) -> None:
 
 
 # -- domain command groups --
+from app.agreements.cli import agreement
+
+main.add_command(agreement)
 
 
 if __name__ == "__main__":
