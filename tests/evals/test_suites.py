@@ -9,6 +9,10 @@ import pytest
 from app.evals.suites import SUITES, compare_bias, run_suite, transfer_matrix
 
 FAST_DETECT = {"n_samples": 24, "prompt_tokens": 4, "gen_tokens": 12}
+FAST_BIAS = {"n_bootstrap": 500, "words": {
+    "occupation": ["nurse", "engineer", "doctor", "teacher", "lawyer", "cook", "pilot", "farmer"],
+    "attribute": ["kind", "violent", "smart", "lazy", "honest", "poor", "rich", "angry"],
+}}
 
 
 def test_suite_specs_import_without_torch():
@@ -57,18 +61,20 @@ def test_same_seed_same_metrics_other_seed_other_samples(tiny_model, tiny_corpus
 
 
 def test_bias_cis_contain_the_point_estimate(tiny_model, tiny_corpus):
-    r = run_suite("bias_association", tiny_model, tiny_corpus, seed=1)
+    r = run_suite("bias_association", tiny_model, tiny_corpus, seed=1,
+                  config_overrides=FAST_BIAS)
     for cat in ("gender", "religion", "race", "mean"):
         lo, hi = r.metrics[f"{cat}_association_ci_low"], r.metrics[f"{cat}_association_ci_high"]
         assert lo <= r.metrics[f"{cat}_association"] <= hi
         assert r.metrics[f"{cat}_association"] >= 0
-    again = run_suite("bias_association", tiny_model, tiny_corpus, seed=1)
+    again = run_suite("bias_association", tiny_model, tiny_corpus, seed=1,
+                  config_overrides=FAST_BIAS)
     assert again.metrics == r.metrics
 
 
 def test_compare_bias_between_checkpoints(tiny_model, tiny_model_b, tiny_corpus):
-    a = run_suite("bias_association", tiny_model, tiny_corpus)
-    b = run_suite("bias_association", tiny_model_b, tiny_corpus)
+    a = run_suite("bias_association", tiny_model, tiny_corpus, config_overrides=FAST_BIAS)
+    b = run_suite("bias_association", tiny_model_b, tiny_corpus, config_overrides=FAST_BIAS)
     same = compare_bias(a, a)
     assert same["overall"]["difference"] == 0 and same["overall"]["p_value"] == 1.0
     assert not same["significant_at_0_05"]

@@ -1,0 +1,1 @@
+"""Model-card evaluations: corpora, suites, the torch runner and the demo family."""
