@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.agreements.conftest import people  # noqa: F401  (lab-c, lab-d fixtures)
 from tests.checkpoints.tiny import checkpoint_files, tiny_gpt2, upload
 
 
@@ -62,3 +63,18 @@ def test_private_model_hides_even_public_checkpoints(client, world, ckpts):
     assert resp.status_code == 200, resp.text
     assert client.get(f"/api/v1/checkpoints/{ckpts['public']}").status_code == 404
     assert client.get("/api/v1/checkpoints").json()["items"] == []
+
+
+def test_partners_see_partner_checkpoints_under_an_active_agreement(client, people, ckpts):  # noqa: F811
+    from tests.agreements.conftest import active
+
+    c = people.c_member.headers
+    assert client.get(f"/api/v1/checkpoints/{ckpts['partners']}", headers=c).status_code == 404
+    active(client, people, parties=["lab-c"],
+           scope={"checkpoints": [ckpts["partners"], ckpts["internal"]]})
+    assert client.get(f"/api/v1/checkpoints/{ckpts['partners']}/files/config.json",
+                      headers=c).status_code == 200
+    # An agreement cannot open an internal checkpoint: internal means the lab only.
+    assert client.get(f"/api/v1/checkpoints/{ckpts['internal']}", headers=c).status_code == 404
+    listed = client.get("/api/v1/checkpoints", headers=c).json()["items"]
+    assert {x["access_level"] for x in listed} == {"public", "partners"}

@@ -1,0 +1,1 @@
+"""Hosted checkpoints: files, manifests, blob store and access levels."""

@@ -1,0 +1,171 @@
+"""Uploading, listing, reading and materialising hosted checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import and_, or_, true
+from sqlmodel import Session, select
+
+from app.auth.principal import Principal
+from app.checkpoints.blobstore import BlobStore
+from app.checkpoints.schemas import CheckpointCreate, CheckpointRead
+from app.checkpoints.tables import ACCESS_LEVELS, Checkpoint
+from app.checkpoints.validate import reject, validate_checkpoint
+from app.errors import Conflict, Invalid, NotFound, TooLarge
+from app.events.service import record
+from app.labs.tables import Lab
+from app.models.service import find_model, visible_models
+from app.models.tables import AIModel
+from app.pagination import PageRequest, paginate
+from app.settings import Settings, get_settings
+from app.timeutil import digest
+
+DEFAULT_MAX_UPLOAD = 4 * 1024**3
+
+
+def upload_limits(settings: Settings | None = None) -> tuple[int, int]:
+    """(per file, total) bytes: settings fields if present, else STAGEGATE_* variables."""
+    settings = settings or get_settings()
+    total = getattr(settings, "max_upload_bytes", None) or int(
+        os.environ.get("STAGEGATE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD))
+    per_file = getattr(settings, "max_upload_file_bytes", None) or int(
+        os.environ.get("STAGEGATE_MAX_UPLOAD_FILE_BYTES", total))
+    return min(per_file, total), total
+
+
+def blob_store(settings: Settings | None = None) -> BlobStore:
+    return BlobStore((settings or get_settings()).blob_dir)
+
+
+def checkpoint_visibility(principal: Principal):
+    """The WHERE clause for checkpoints a principal may see and download.
+
+    public: anyone who may see the model; internal: the lab and coordinators; partners:
+    the lab, coordinators and parties to an active disclosure agreement covering it
+    (that rule is the agreements domain's, used as is).
+    """
+    from app.agreements.service import checkpoint_visibility as agreement_visibility
+
+    if principal.is_coordinator:
+        return true()
+    public = and_(Checkpoint.access_level == "public",
+                  Checkpoint.model_id.in_(select(AIModel.id).where(visible_models(principal))))
+    return or_(public, and_(Checkpoint.access_level != "public",
+                            agreement_visibility(principal, Checkpoint)))
+
+
+def checkpoint_state(ckpt: Checkpoint) -> dict:
+    return {"model_id": ckpt.model_id, "name": ckpt.name, "access_level": ckpt.access_level,
+            "manifest_digest": ckpt.manifest_digest}
+
+
+def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate,
+                      files: list[tuple[str, BinaryIO]], *, settings: Settings | None = None,
+                      enqueue: bool = True) -> Checkpoint:
+    """Check every file by content, then store blobs and the row; nothing is kept on refusal."""
+    model = find_model(session, actor, data.model)
+    actor.require_member(model.lab_id)
+    taken = select(Checkpoint.id).where(Checkpoint.model_id == model.id,
+                                        Checkpoint.name == data.name)
+    if session.exec(taken).first() is not None:
+        raise Conflict(f"checkpoint {data.name!r} already exists for this model", field="name")
+    if not files:
+        raise Invalid("upload at least config.json and safetensors weights", field="files")
+    per_file, total_limit = upload_limits(settings)
+    store = blob_store(settings)
+    staged: dict[str, tuple[Path, str, int]] = {}
+    try:
+        total = 0
+        for name, stream in files:
+            if name in staged:
+                raise reject(name, "uploaded twice")
+            staged[name] = store.stage(stream, limit=per_file, field=f"files[{name}]")
+            total += staged[name][2]
+            if total > total_limit:
+                raise TooLarge(f"the upload is larger than the limit of {total_limit} bytes",
+                               field="files", limit=total_limit)
+        info = validate_checkpoint({n: (p, size) for n, (p, _, size) in staged.items()})
+        manifest = [{"name": n, "sha256": sha, "size": size}
+                    for n, (_, sha, size) in sorted(staged.items())]
+        for path, sha, _ in staged.values():
+            store.commit(path, sha)
+    finally:
+        for path, _, _ in staged.values():
+            path.unlink(missing_ok=True)
+    # A blob committed for an upload whose row then fails to insert stays as an
+    # unreferenced blob: harmless (content-addressed) and reusable by a retry.
+    ckpt = Checkpoint(model_id=model.id, lab_id=model.lab_id, name=data.name,
+                      access_level=data.access_level, manifest=manifest,
+                      manifest_digest=digest(manifest), total_bytes=total,
+                      parameter_count=info.parameter_count, architecture=info.architecture,
+                      model_type=info.model_type, uploaded_by=actor.user_id)
+    session.add(ckpt)
+    session.flush()
+    record(session, actor, "checkpoint", ckpt.id, "uploaded", checkpoint_state(ckpt),
+           lab_id=ckpt.lab_id, visibility=_event_visibility(ckpt))
+    if enqueue:
+        from app.evals.service import enqueue_for_checkpoint
+
+        enqueue_for_checkpoint(session, actor, ckpt, reason="upload")
+    return ckpt
+
+
+def _event_visibility(ckpt: Checkpoint) -> str:
+    return "public" if ckpt.access_level == "public" else "lab"
+
+
+def get_checkpoint(session: Session, principal: Principal, checkpoint_id: int) -> Checkpoint:
+    query = select(Checkpoint).where(Checkpoint.id == checkpoint_id,
+                                     checkpoint_visibility(principal))
+    ckpt = session.exec(query).first()
+    if ckpt is None:
+        raise NotFound(f"no checkpoint {checkpoint_id}", field="checkpoint_id")
+    return ckpt
+
+
+def list_checkpoints(session: Session, principal: Principal, page: PageRequest, *,
+                     model: str | None = None):
+    query = select(Checkpoint).where(checkpoint_visibility(principal))
+    if model:
+        query = query.where(Checkpoint.model_id == find_model(session, principal, model).id)
+    return paginate(session, query, Checkpoint.id, page)
+
+
+def set_access_level(session: Session, actor: Principal, checkpoint_id: int,
+                     access_level: str) -> Checkpoint:
+    """Widen or narrow who may download (e.g. internal -> partners -> public)."""
+    ckpt = get_checkpoint(session, actor, checkpoint_id)
+    actor.require_admin(ckpt.lab_id)
+    if access_level not in ACCESS_LEVELS:
+        raise Invalid(f"access_level must be one of {ACCESS_LEVELS}", field="access_level")
+    ckpt.access_level = access_level
+    session.add(ckpt)
+    record(session, actor, "checkpoint", ckpt.id, "access_changed", checkpoint_state(ckpt),
+           lab_id=ckpt.lab_id, visibility=_event_visibility(ckpt))
+    return ckpt
+
+
+def open_file(session: Session, principal: Principal, checkpoint_id: int, name: str,
+              settings: Settings | None = None) -> tuple[Path, dict]:
+    ckpt = get_checkpoint(session, principal, checkpoint_id)
+    entry = next((e for e in ckpt.manifest if e["name"] == name), None)
+    if entry is None:
+        raise NotFound(f"checkpoint {checkpoint_id} has no file {name!r}", field="name")
+    return blob_store(settings).path(entry["sha256"]), entry
+
+
+def materialise(ckpt: Checkpoint, dest: Path, settings: Settings | None = None) -> Path:
+    """The checkpoint's files as a directory that from_pretrained can load offline."""
+    files = {e["name"]: e["sha256"] for e in ckpt.manifest}
+    return blob_store(settings).materialise(files, dest)
+
+
+def read_checkpoint(session: Session, ckpt: Checkpoint) -> CheckpointRead:
+    model = session.get(AIModel, ckpt.model_id)
+    lab = session.get(Lab, ckpt.lab_id)
+    data = ckpt.model_dump()
+    data.update(model=f"{lab.slug}/{model.slug}", lab=lab.slug)
+    return CheckpointRead.model_validate(data)

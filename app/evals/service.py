@@ -1,0 +1,250 @@
+"""Evaluation jobs and results: enqueueing, re-runs, idempotent result storage, listings."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import lru_cache
+
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.auth.principal import SYSTEM, Principal
+from app.checkpoints.service import checkpoint_visibility, get_checkpoint
+from app.checkpoints.tables import Checkpoint
+from app.db import ROOT
+from app.errors import Conflict, InvalidTransition, NotFound
+from app.evals.schemas import ResultRead, RunRead
+from app.evals.tables import EvalResult, EvalRun
+from app.events.service import record
+from app.models.service import find_model, get_model, visible_models
+from app.models.tables import AIModel
+from app.pagination import PageRequest, paginate
+from app.timeutil import digest, utcnow
+
+TRANSFER_SUITE = "detectability_transfer"
+
+
+def suites() -> dict:
+    from app.evals.suites import SUITES  # torch-free specs
+
+    return SUITES
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """`git describe` of the registry's source, else the installed package version."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=ROOT,
+                             check=False,
+                             capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"stagegate {version('stagegate')}"
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def required_suites(session: Session, model: AIModel) -> list[str]:
+    """Suites every checkpoint of `model` must have; policies may narrow this later."""
+    return sorted(suites())
+
+
+def _run_visibility(principal: Principal):
+    return EvalRun.checkpoint_id.in_(select(Checkpoint.id).where(
+        checkpoint_visibility(principal)))
+
+
+def _event_visibility(ckpt: Checkpoint) -> str:
+    return "public" if ckpt.access_level == "public" else "lab"
+
+
+def run_state(run: EvalRun) -> dict:
+    return {"checkpoint_id": run.checkpoint_id, "suite": f"{run.suite_id}@{run.suite_version}",
+            "seed": run.seed, "status": run.status, "attempts": run.attempts,
+            "result_id": run.result_id}
+
+
+def enqueue_run(session: Session, actor: Principal, ckpt: Checkpoint, suite_id: str, *,
+                reason: str, seed: int = 0) -> EvalRun | None:
+    """Queue one job; None when the same job is already queued or running."""
+    run = EvalRun(checkpoint_id=ckpt.id, model_id=ckpt.model_id, suite_id=suite_id,
+                  suite_version=suites()[suite_id].version, seed=seed, reason=reason,
+                  requested_by=actor.user_id)
+    try:
+        # The partial unique index decides between two concurrent enqueuers.
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError:
+        return None
+    record(session, actor, "eval_run", run.id, "queued", run_state(run), lab_id=ckpt.lab_id,
+           visibility=_event_visibility(ckpt))
+    return run
+
+
+def enqueue_for_checkpoint(session: Session, actor: Principal, ckpt: Checkpoint, *,
+                           reason: str) -> list[EvalRun]:
+    model = session.get(AIModel, ckpt.model_id)
+    runs = [enqueue_run(session, actor, ckpt, s, reason=reason)
+            for s in required_suites(session, model)]
+    return [r for r in runs if r is not None]
+
+
+def enqueue_missing(session: Session) -> list[EvalRun]:
+    """Queue every required suite a checkpoint lacks at the suite's current version.
+
+    Runs at worker start and periodically, so bumping a suite's version re-measures every
+    checkpoint. A failed or succeeded run at the current version counts as present (no
+    retry storms); cancelled runs do not.
+    """
+    have = set(session.exec(select(EvalRun.checkpoint_id, EvalRun.suite_id,
+                                   EvalRun.suite_version)
+                            .where(EvalRun.status != "cancelled")).all())
+    queued = []
+    models: dict[int, list[str]] = {}
+    for ckpt in session.exec(select(Checkpoint).order_by(Checkpoint.id)):
+        if ckpt.model_id not in models:
+            models[ckpt.model_id] = required_suites(session, session.get(AIModel, ckpt.model_id))
+        for suite_id in models[ckpt.model_id]:
+            if (ckpt.id, suite_id, suites()[suite_id].version) not in have:
+                run = enqueue_run(session, SYSTEM, ckpt, suite_id, reason="suite_version")
+                if run:
+                    queued.append(run)
+    return queued
+
+
+def request_run(session: Session, principal: Principal, checkpoint_id: int,
+                suite_id: str) -> EvalRun:
+    """A lab member or coordinator asks for a fresh measurement."""
+    ckpt = get_checkpoint(session, principal, checkpoint_id)
+    principal.require_member(ckpt.lab_id)
+    if suite_id not in suites():
+        raise NotFound(f"no suite {suite_id!r}; known: {sorted(suites())}", field="suite")
+    run = enqueue_run(session, principal, ckpt, suite_id, reason="rerun")
+    if run is None:
+        raise Conflict(f"a {suite_id} run of checkpoint {checkpoint_id} is already queued or "
+                       "running", field="suite")
+    return run
+
+
+def cancel_run(session: Session, principal: Principal, run_id: int) -> EvalRun:
+    run = get_run(session, principal, run_id)
+    ckpt = session.get(Checkpoint, run.checkpoint_id)
+    principal.require_member(ckpt.lab_id)
+    if run.status != "queued":
+        raise InvalidTransition(f"only a queued run can be cancelled; this one is {run.status}",
+                                field="status")
+    run.status, run.finished_at = "cancelled", utcnow()
+    session.add(run)
+    record(session, principal, "eval_run", run.id, "cancelled", run_state(run),
+           lab_id=ckpt.lab_id, visibility=_event_visibility(ckpt))
+    return run
+
+
+def get_run(session: Session, principal: Principal, run_id: int) -> EvalRun:
+    run = session.exec(select(EvalRun).where(EvalRun.id == run_id,
+                                             _run_visibility(principal))).first()
+    if run is None:
+        raise NotFound(f"no evaluation run {run_id}", field="run_id")
+    return run
+
+
+def list_runs(session: Session, principal: Principal, page: PageRequest, *,
+              model: str | None = None, checkpoint_id: int | None = None,
+              status: str | None = None):
+    query = select(EvalRun).where(_run_visibility(principal))
+    if model:
+        query = query.where(EvalRun.model_id == find_model(session, principal, model).id)
+    if checkpoint_id is not None:
+        query = query.where(EvalRun.checkpoint_id == checkpoint_id)
+    if status:
+        query = query.where(EvalRun.status == status)
+    return paginate(session, query, EvalRun.id, page)
+
+
+def result_key(*parts) -> str:
+    return digest(list(parts))
+
+
+def measured_key(manifest_digest: str, suite_id: str, suite_version: int,
+                 dataset_digest: str, seed: int, config_digest: str) -> str:
+    # The config digest is part of the key: a run with overridden settings measured
+    # something else and must not be mistaken for the suite's standard number.
+    return result_key("measured", manifest_digest, f"{suite_id}@{suite_version}",
+                      dataset_digest, seed, config_digest)
+
+
+def store_result(session: Session, result: EvalResult) -> EvalResult:
+    """Insert once per result_key; a second writer gets the row the first one stored."""
+    try:
+        with session.begin_nested():
+            session.add(result)
+            session.flush()
+        return result
+    except IntegrityError:
+        session.expunge(result) if result in session else None
+        existing = session.exec(select(EvalResult).where(
+            EvalResult.result_key == result.result_key)).first()
+        if existing is None:
+            raise
+        return existing
+
+
+def _result_visibility(principal: Principal):
+    # A result is as visible as its checkpoint; model-level reported results as the model.
+    return or_(EvalResult.checkpoint_id.in_(select(Checkpoint.id).where(
+                   checkpoint_visibility(principal))),
+               (EvalResult.checkpoint_id.is_(None)
+                & EvalResult.model_id.in_(select(AIModel.id).where(
+                    visible_models(principal)))))
+
+
+def list_results(session: Session, principal: Principal, page: PageRequest, *,
+                 model: str | None = None, checkpoint_id: int | None = None,
+                 suite: str | None = None, source: str | None = None):
+    query = select(EvalResult).where(_result_visibility(principal))
+    if model:
+        query = query.where(EvalResult.model_id == find_model(session, principal, model).id)
+    if checkpoint_id is not None:
+        query = query.where(EvalResult.checkpoint_id == checkpoint_id)
+    if suite:
+        query = query.where(EvalResult.suite_id == suite)
+    if source:
+        query = query.where(EvalResult.source == source)
+    return paginate(session, query, EvalResult.id, page)
+
+
+def get_result(session: Session, principal: Principal, result_id: int) -> EvalResult:
+    row = session.exec(select(EvalResult).where(EvalResult.id == result_id,
+                                                _result_visibility(principal))).first()
+    if row is None:
+        raise NotFound(f"no evaluation result {result_id}", field="result_id")
+    return row
+
+
+def model_results(session: Session, principal: Principal, model_id: int):
+    """(model, visible checkpoints, visible results, latest runs) for the model card."""
+    model = get_model(session, principal, model_id)
+    ckpts = list(session.exec(select(Checkpoint).where(
+        Checkpoint.model_id == model.id, checkpoint_visibility(principal))
+        .order_by(Checkpoint.id)))
+    results = list(session.exec(select(EvalResult).where(
+        EvalResult.model_id == model.id, _result_visibility(principal))
+        .order_by(EvalResult.id)))
+    runs = list(session.exec(select(EvalRun).where(
+        EvalRun.model_id == model.id, _run_visibility(principal)).order_by(EvalRun.id)))
+    return model, ckpts, results, runs
+
+
+def read_run(run: EvalRun) -> RunRead:
+    return RunRead.model_validate(run)
+
+
+def read_result(result: EvalResult) -> ResultRead:
+    return ResultRead.model_validate(result)

@@ -1,0 +1,76 @@
+"""Evaluation jobs (EvalRun, leased by workers) and their results (EvalResult)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, Index, Text, text
+from sqlmodel import Field, SQLModel
+
+from app.timeutil import utcnow
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+
+
+class EvalRun(SQLModel, table=True):
+    __tablename__ = "eval_run"
+    __table_args__ = (
+        # At most one queued-or-running job per checkpoint x suite version x seed, so
+        # two workers enqueueing at once cannot both add it.
+        Index("uq_eval_run_active", "checkpoint_id", "suite_id", "suite_version", "seed",
+              unique=True, sqlite_where=text("status IN ('queued', 'running')"),
+              postgresql_where=text("status IN ('queued', 'running')")),
+        Index("ix_eval_run_claim", "status", "lease_expires_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    checkpoint_id: int = Field(foreign_key="checkpoint.id", index=True)
+    model_id: int = Field(foreign_key="ai_model.id", index=True)
+    suite_id: str = Field(max_length=64)
+    suite_version: int
+    seed: int = 0
+    status: str = Field(default="queued", max_length=16)
+    progress: float = 0.0
+    attempts: int = 0
+    reason: str = Field(default="upload", max_length=32)
+    requested_by: int | None = Field(default=None, foreign_key="user.id")
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    result_id: int | None = Field(default=None, foreign_key="eval_result.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class EvalResult(SQLModel, table=True):
+    __tablename__ = "eval_result"
+    id: int | None = Field(default=None, primary_key=True)
+    # sha256 over what identifies the measurement (see service.result_key): one row per key,
+    # however many workers or re-runs produce it.
+    result_key: str = Field(max_length=64, unique=True)
+    source: str = Field(max_length=16)  # "measured" (by the registry) | "reported" (by the lab)
+    model_id: int = Field(foreign_key="ai_model.id", index=True)
+    checkpoint_id: int | None = Field(default=None, foreign_key="checkpoint.id", index=True)
+    run_id: int | None = None
+    manifest_digest: str | None = Field(default=None, max_length=64)
+    suite_id: str = Field(max_length=128)
+    suite_version: int = 0
+    config: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    config_digest: str = Field(max_length=64)
+    dataset_name: str | None = Field(default=None, max_length=200)
+    dataset_digest: str | None = Field(default=None, max_length=64)
+    seed: int | None = None
+    code_version: str | None = Field(default=None, max_length=100)
+    library_versions: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    device: str | None = Field(default=None, max_length=64)
+    dtype: str | None = Field(default=None, max_length=32)
+    duration_s: float | None = None
+    tokens_processed: int | None = None
+    metrics: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # For reported results: where the numbers came from (format, file, source name/url).
+    origin: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
