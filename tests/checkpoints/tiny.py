@@ -6,14 +6,17 @@ from functools import lru_cache
 from pathlib import Path
 
 EOT = "<|endoftext|>"
-TEXTS = [
-    "The quick brown fox jumps over the lazy dog near the quiet river bank.",
-    "A registry hosts checkpoints and measures them with its own evaluations.",
-    "Language models predict the next token given the tokens that came before.",
-    "Staged release lets a lab watch for misuse before it publishes larger models.",
-    "Partners analysed the unreleased model under a non-commercial agreement.",
-    "Detection accuracy of synthetic text fell as the model size grew larger.",
-] * 4
+_SUBJECTS = ["The registry", "A lab", "The partner", "Our model", "The detector", "A reviewer",
+             "The coordinator", "Each checkpoint"]
+_VERBS = ["measured", "released", "reviewed", "published", "evaluated", "withheld"]
+_OBJECTS = ["the small model in February", "a larger model after six months",
+            "samples of synthetic text", "the staged release plan", "its model card",
+            "the detection accuracy"]
+# Distinct documents (the corpus split hashes each one), a few sentences each.
+TEXTS = [f"{s} {v} {o}. {_SUBJECTS[(i + 3) % 8]} {_VERBS[(i + 1) % 6]} {_OBJECTS[(i + 2) % 6]}."
+         f" Then {_SUBJECTS[(i + 5) % 8].lower()} {_VERBS[(i + 4) % 6]} {_OBJECTS[i % 6]}."
+         for i, (s, v, o) in enumerate((s, v, o) for s in _SUBJECTS for v in _VERBS[:3]
+                                       for o in _OBJECTS[:2])]
 
 
 def corpus():
@@ -63,3 +66,11 @@ def upload(client, actor, files: dict[str, bytes], *, model: str = "lab-a/m",
     return client.post("/api/v1/checkpoints", headers=actor.headers if actor else {},
                        data={"model": model, "name": name, "access_level": access},
                        files=parts)
+
+
+# Suite settings small enough that all three suites run in a few seconds on a CPU.
+SMALL = {"perplexity": {"max_length": 64, "stride": 32, "max_tokens": 2000},
+         "detectability": {"n_samples": 16, "gen_tokens": 8, "prompt_tokens": 4},
+         "bias_association": {"n_bootstrap": 50,
+                              "words": {"occupation": ["nurse", "engineer"],
+                                        "attribute": ["kind", "angry"]}}}
