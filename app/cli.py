@@ -183,6 +183,11 @@ def plan_file(path: str, user_name: str | None, draft: bool) -> None:
 from app.agreements.cli import agreement
 
 main.add_command(agreement)
+from app.checkpoints.cli import checkpoint  # noqa: E402
+from app.evals.cli import worker  # noqa: E402
+
+main.add_command(checkpoint)
+main.add_command(worker)
 
 
 if __name__ == "__main__":

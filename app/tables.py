@@ -2,6 +2,8 @@
 
 from app.agreements import tables as _agreements  # noqa: F401
 from app.auth import tables as _auth  # noqa: F401
+from app.checkpoints import tables as _checkpoints  # noqa: F401
+from app.evals import tables as _evals  # noqa: F401
 from app.events import tables as _events  # noqa: F401
 from app.incidents import tables as _incidents  # noqa: F401
 from app.labs import tables as _labs  # noqa: F401
