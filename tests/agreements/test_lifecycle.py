@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
+from app.agreements import service
+from app.db import session_scope
 from app.timeutil import freeze
 from tests.agreements.conftest import API, active, draft, ok, propose, sign
 
@@ -120,6 +123,7 @@ def test_patch_draft_only_with_optimistic_locking(client, people):
     r = client.patch(url, json={"title": "Stale", "version": 1}, headers=h)
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "version"
     assert ok(client.get(url, headers=h))["title"] == "New title"
+    assert events(client, people, a["id"]) == ["drafted", "revised"]
     # If-Match works as well.
     r = client.patch(url, json={"kind": "data_sharing"}, headers={**h, "If-Match": '"2"'})
     assert ok(r)["kind"] == "data_sharing"
@@ -219,3 +223,26 @@ def test_list_filters_and_cursor(client, people):
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "status"
     r = client.get(API + "/?kind=bogus", headers=h)
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "kind"
+
+
+def test_concurrent_last_signatures_activate_once(client, people):
+    """Two parties sign at the same moment: both signatures land and it becomes active."""
+    a = propose(client, people, draft(client, people))
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def signer(actor, lab):
+        barrier.wait()
+        with session_scope() as s:
+            results[lab] = service.sign_agreement(s, actor.principal, a["id"], lab).status
+
+    threads = [threading.Thread(target=signer, args=(people.c_admin, "lab-c")),
+               threading.Thread(target=signer, args=(people.d_admin, "lab-d"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values()) == ["active", "proposed"]
+    got = ok(client.get(f"{API}/{a['id']}", headers=people.a_member.headers))
+    assert got["status"] == "active" and all(p["signed"] for p in got["parties"])
+    assert events(client, people, a["id"]).count("activated") == 1
