@@ -50,6 +50,28 @@ def code_version() -> str:
         return "unknown"
 
 
+def suite_version(suite_id: str) -> int:
+    # The transfer matrix reuses the detectability suite's sampling and detector.
+    return suites()["detectability" if suite_id == TRANSFER_SUITE else suite_id].version
+
+
+def known_suites() -> list[str]:
+    return [*sorted(suites()), TRANSFER_SUITE]
+
+
+ACCESS_ORDER = {"public": 0, "partners": 1, "internal": 2}
+
+
+def transfer_family(session: Session, anchor: Checkpoint) -> list[Checkpoint]:
+    """The checkpoints a transfer matrix anchored at `anchor` compares: the model's
+    checkpoints no more restricted than the anchor, so the result (shown with the
+    anchor) never reveals numbers about a checkpoint its readers may not see."""
+    rows = session.exec(select(Checkpoint).where(Checkpoint.model_id == anchor.model_id)
+                        .order_by(Checkpoint.id))
+    return [c for c in rows
+            if ACCESS_ORDER.get(c.access_level, 2) <= ACCESS_ORDER.get(anchor.access_level, 2)]
+
+
 def required_suites(session: Session, model: AIModel) -> list[str]:
     """Suites every checkpoint of `model` must have; policies may narrow this later."""
     return sorted(suites())
@@ -74,7 +96,7 @@ def enqueue_run(session: Session, actor: Principal, ckpt: Checkpoint, suite_id: 
                 reason: str, seed: int = 0) -> EvalRun | None:
     """Queue one job; None when the same job is already queued or running."""
     run = EvalRun(checkpoint_id=ckpt.id, model_id=ckpt.model_id, suite_id=suite_id,
-                  suite_version=suites()[suite_id].version, seed=seed, reason=reason,
+                  suite_version=suite_version(suite_id), seed=seed, reason=reason,
                   requested_by=actor.user_id)
     try:
         # The partial unique index decides between two concurrent enqueuers.
@@ -91,8 +113,10 @@ def enqueue_run(session: Session, actor: Principal, ckpt: Checkpoint, suite_id: 
 def enqueue_for_checkpoint(session: Session, actor: Principal, ckpt: Checkpoint, *,
                            reason: str) -> list[EvalRun]:
     model = session.get(AIModel, ckpt.model_id)
-    runs = [enqueue_run(session, actor, ckpt, s, reason=reason)
-            for s in required_suites(session, model)]
+    wanted = required_suites(session, model)
+    if len(transfer_family(session, ckpt)) >= 2:
+        wanted.append(TRANSFER_SUITE)
+    runs = [enqueue_run(session, actor, ckpt, s, reason=reason) for s in wanted]
     return [r for r in runs if r is not None]
 
 
@@ -100,22 +124,31 @@ def enqueue_missing(session: Session) -> list[EvalRun]:
     """Queue every required suite a checkpoint lacks at the suite's current version.
 
     Runs at worker start and periodically, so bumping a suite's version re-measures every
-    checkpoint. A failed or succeeded run at the current version counts as present (no
-    retry storms); cancelled runs do not.
+    checkpoint. Any run at the current version counts as present: failed ones are not
+    retried in a loop, cancelled ones stay cancelled; a member can always ask again.
     """
     have = set(session.exec(select(EvalRun.checkpoint_id, EvalRun.suite_id,
-                                   EvalRun.suite_version)
-                            .where(EvalRun.status != "cancelled")).all())
+                                   EvalRun.suite_version)).all())
     queued = []
     models: dict[int, list[str]] = {}
     for ckpt in session.exec(select(Checkpoint).order_by(Checkpoint.id)):
         if ckpt.model_id not in models:
             models[ckpt.model_id] = required_suites(session, session.get(AIModel, ckpt.model_id))
         for suite_id in models[ckpt.model_id]:
-            if (ckpt.id, suite_id, suites()[suite_id].version) not in have:
+            if (ckpt.id, suite_id, suite_version(suite_id)) not in have:
                 run = enqueue_run(session, SYSTEM, ckpt, suite_id, reason="suite_version")
                 if run:
                     queued.append(run)
+    # One transfer matrix per model, anchored at its newest checkpoint.
+    newest: dict[int, Checkpoint] = {}
+    for ckpt in session.exec(select(Checkpoint).order_by(Checkpoint.id)):
+        newest[ckpt.model_id] = ckpt
+    for ckpt in newest.values():
+        if ((ckpt.id, TRANSFER_SUITE, suite_version(TRANSFER_SUITE)) not in have
+                and len(transfer_family(session, ckpt)) >= 2):
+            run = enqueue_run(session, SYSTEM, ckpt, TRANSFER_SUITE, reason="suite_version")
+            if run:
+                queued.append(run)
     return queued
 
 
@@ -124,8 +157,8 @@ def request_run(session: Session, principal: Principal, checkpoint_id: int,
     """A lab member or coordinator asks for a fresh measurement."""
     ckpt = get_checkpoint(session, principal, checkpoint_id)
     principal.require_member(ckpt.lab_id)
-    if suite_id not in suites():
-        raise NotFound(f"no suite {suite_id!r}; known: {sorted(suites())}", field="suite")
+    if suite_id not in known_suites():
+        raise NotFound(f"no suite {suite_id!r}; known: {known_suites()}", field="suite")
     run = enqueue_run(session, principal, ckpt, suite_id, reason="rerun")
     if run is None:
         raise Conflict(f"a {suite_id} run of checkpoint {checkpoint_id} is already queued or "

@@ -129,13 +129,15 @@ class Lease(threading.Thread):
         self.join(timeout=10)
 
 
-def measured_result(run: EvalRun, ckpt: Checkpoint, res) -> EvalResult:
+def measured_result(run: EvalRun, ckpt: Checkpoint, res,
+                    manifest_digest: str | None = None) -> EvalResult:
     config_digest = digest(res.config)
+    manifest_digest = manifest_digest or ckpt.manifest_digest
     return EvalResult(
-        result_key=service.measured_key(ckpt.manifest_digest, res.suite_id, res.suite_version,
+        result_key=service.measured_key(manifest_digest, res.suite_id, res.suite_version,
                                         res.corpus_digest, res.seed, config_digest),
         source="measured", model_id=ckpt.model_id, checkpoint_id=ckpt.id, run_id=run.id,
-        manifest_digest=ckpt.manifest_digest, suite_id=res.suite_id,
+        manifest_digest=manifest_digest, suite_id=res.suite_id,
         suite_version=res.suite_version, config=res.config, config_digest=config_digest,
         dataset_name=res.corpus_name, dataset_digest=res.corpus_digest, seed=res.seed,
         code_version=service.code_version(), library_versions=res.library_versions,
@@ -150,18 +152,15 @@ def execute(settings: Settings, engine, run_id: int, attempt: int, worker_id: st
     with session_scope(engine, write=False) as s:
         run = s.get(EvalRun, run_id)
         ckpt = s.get(Checkpoint, run.checkpoint_id)
+        family = (service.transfer_family(s, ckpt) if run.suite_id == service.TRANSFER_SUITE
+                  else None)
     lease = Lease(engine, run_id, worker_id, attempt, lease_s)
     lease.start()
     workdir = settings.data_dir / "work" / f"run-{run_id}-{attempt}-{uuid.uuid4().hex[:8]}"
-    res, error = None, None
+    res, error, family_digest = None, None, None
     try:
-        materialise(ckpt, workdir, settings)
-        from app.evals import suites  # torch is imported only here, when a job runs
-
-        with _RUN_LOCK:
-            res = suites.run_suite(run.suite_id, workdir, corpus, seed=run.seed,
-                                   device=device, progress=lease.set_progress,
-                                   config_overrides=(config_overrides or {}).get(run.suite_id))
+        res, family_digest = _measure(settings, run, ckpt, family, workdir, corpus, device,
+                                      config_overrides, lease)
     except Exception as exc:
         log.exception("run %s (%s) failed", run_id, run.suite_id)
         error = f"{type(exc).__name__}: {exc}"[:4000]
@@ -170,7 +169,8 @@ def execute(settings: Settings, engine, run_id: int, attempt: int, worker_id: st
         shutil.rmtree(workdir, ignore_errors=True)
     with session_scope(engine) as s:
         run = s.get(EvalRun, run_id)
-        result = store_result_for(s, run, ckpt, res) if res is not None else None
+        result = (service.store_result(s, measured_result(run, ckpt, res, family_digest))
+                  if res is not None else None)
         status = "succeeded" if result is not None else "failed"
         done = s.execute(update(EvalRun).where(_mine(run_id, worker_id, attempt))
                          .values(status=status, progress=1.0 if result else run.progress,
@@ -187,8 +187,53 @@ def execute(settings: Settings, engine, run_id: int, attempt: int, worker_id: st
     return status
 
 
-def store_result_for(session, run: EvalRun, ckpt: Checkpoint, res) -> EvalResult:
-    return service.store_result(session, measured_result(run, ckpt, res))
+def _measure(settings: Settings, run: EvalRun, ckpt: Checkpoint, family, workdir, corpus,
+             device: str | None, config_overrides: dict | None, lease: Lease):
+    """(SuiteResult, manifest digest override) for one job."""
+    from app.evals import suites  # torch is imported only here, when a job runs
+
+    with _RUN_LOCK:
+        if family is not None:
+            return run_transfer(settings, family, workdir, corpus, run.seed, device,
+                                config_overrides, lease)
+        materialise(ckpt, workdir, settings)
+        res = suites.run_suite(run.suite_id, workdir, corpus, seed=run.seed, device=device,
+                               progress=lease.set_progress,
+                               config_overrides=(config_overrides or {}).get(run.suite_id))
+        return res, None
+
+
+def run_transfer(settings: Settings, family: list[Checkpoint], workdir, corpus, seed: int,
+                 device: str | None, config_overrides: dict | None, lease: Lease):
+    """One matrix-shaped result for a model's checkpoints: detector trained on row, tested
+    on column. Returns (SuiteResult, digest naming the exact set of checkpoints)."""
+    import time
+
+    from app.evals import runner, suites
+
+    t0 = time.perf_counter()
+    dirs = {c.name: materialise(c, workdir / c.name, settings) for c in family}
+    overrides = (config_overrides or {}).get("detectability")
+    out = suites.transfer_matrix(dirs, corpus, seed=seed, device=device,
+                                 config_overrides=overrides)
+    lease.set_progress(1.0)
+    n = len(out["labels"])
+    diag = [out["matrix"][i][i] for i in range(n)]
+    off = [out["matrix"][i][j] for i in range(n) for j in range(n) if i != j]
+    device = runner.pick_device(device)
+    res = suites.SuiteResult(
+        metrics={"mean_self_accuracy": sum(diag) / n, "mean_transfer_accuracy":
+                 sum(off) / len(off)},
+        details=out | {"checkpoints": {c.name: c.manifest_digest for c in family}},
+        tokens_processed=0, device=device,
+        dtype="bfloat16" if device.startswith("cuda") else "float32",
+        duration_s=round(time.perf_counter() - t0, 3),
+        library_versions=runner.library_versions(), suite_id=service.TRANSFER_SUITE,
+        suite_version=out["suite_version"],
+        config=suites.resolve_config("detectability", overrides) | {"method": out["method"]},
+        seed=seed, corpus_name=corpus.name, corpus_digest=corpus.digest)
+    family_digest = digest(sorted(c.manifest_digest for c in family))
+    return res, family_digest
 
 
 def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.Event | None = None,

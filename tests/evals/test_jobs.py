@@ -23,11 +23,12 @@ def test_runs_page_by_cursor_and_filter(client, world, files):
         cursor = page["next_cursor"]
         if not cursor:
             break
-    assert len(seen) == 6 == len(set(seen)) and seen == sorted(seen, reverse=True)
+    # Three suites per checkpoint, and a transfer matrix once the model has two.
+    assert len(seen) == 7 == len(set(seen)) and seen == sorted(seen, reverse=True)
     only_b = client.get(f"/api/v1/evals/runs?checkpoint_id={b['id']}").json()["items"]
     assert {r["checkpoint_id"] for r in only_b} == {b["id"]}
     assert len(client.get("/api/v1/evals/runs?model=lab-a/m&status=queued")
-               .json()["items"]) == 6
+               .json()["items"]) == 7
     assert client.get("/api/v1/evals/runs?model=lab-b/m").json()["items"] == []
     assert client.get("/api/v1/evals/runs?cursor=garbage").status_code == 422
     assert a["id"] != b["id"]

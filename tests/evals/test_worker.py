@@ -131,6 +131,28 @@ def test_two_workers_share_the_queue_without_doing_a_job_twice(client, world, se
     assert result_count() == 2
 
 
+def test_transfer_matrix_is_one_matrix_shaped_result(client, world, settings, files,
+                                                      tmp_path):
+    first = upload(client, world.a_member, files, name="small").json()
+    other = checkpoint_files(tiny_gpt2(tmp_path, seed=1))
+    second = upload(client, world.a_member, other, name="large").json()
+    keep_only(client, world, first["id"])
+    keep_only(client, world, second["id"], "detectability_transfer")
+    assert work(settings) == 1
+    (res,) = client.get("/api/v1/evals/results?suite=detectability_transfer").json()["items"]
+    assert res["checkpoint_id"] == second["id"]
+    assert res["details"]["labels"] == ["small", "large"]
+    matrix = res["details"]["matrix"]
+    assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
+    assert all(0.0 <= x <= 1.0 for row in matrix for x in row)
+    assert set(res["metrics"]) == {"mean_self_accuracy", "mean_transfer_accuracy"}
+    assert res["details"]["checkpoints"] == {"small": first["manifest_digest"],
+                                             "large": second["manifest_digest"]}
+    card = client.get(f"/api/v1/models/{world.model_a}/card").json()
+    anchor = next(c for c in card["checkpoints"] if c["name"] == "large")
+    assert [m["suite_id"] for m in anchor["measured"]] == ["detectability_transfer"]
+
+
 def test_a_failing_suite_marks_the_run_failed(client, world, settings, files):
     ckpt = upload(client, world.a_member, files).json()
     keep_only(client, world, ckpt["id"], "perplexity")
