@@ -67,8 +67,9 @@ def forward_flops(cfg: GPT2Config, tokens: int, ctx: float) -> float:
 def loaded(model, device: str, dtype: torch.dtype) -> runner.LoadedModel:
     # The runner only needs the end-of-text id from a tokenizer; a random model has no other.
     tok = SimpleNamespace(eos_token_id=VOCAB - 1)
-    return runner.LoadedModel(model.to(device=device, dtype=dtype).eval(), tok, device,
-                              str(dtype).removeprefix("torch."), VOCAB - 1, model.config.n_positions)
+    model = model.to(device=device, dtype=dtype).eval()
+    return runner.LoadedModel(model, tok, device, str(dtype).removeprefix("torch."), VOCAB - 1,
+                              model.config.n_positions)
 
 
 def bench_size(name: str, args, device: str, fast_dtype: torch.dtype, ceilings: dict) -> list:

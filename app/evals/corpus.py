@@ -74,7 +74,7 @@ def demo_corpus(min_chars: int = 300) -> Corpus:
 
 
 def load_corpus(path: str | Path) -> Corpus:
-    """A registered dataset file: .txt (documents separated by blank lines) or .jsonl with "text"."""
+    """A registered dataset file: .txt (blank-line separated documents) or .jsonl ("text")."""
     p = Path(path)
     raw = p.read_text(encoding="utf-8")
     if p.suffix == ".jsonl":
@@ -95,7 +95,8 @@ def load_corpus(path: str | Path) -> Corpus:
     return make_corpus(p.stem, texts)
 
 
-def split(corpus: Corpus, seed: int = 0, held_out_fraction: float = 0.2) -> tuple[list[str], list[str]]:
+def split(corpus: Corpus, seed: int = 0,
+          held_out_fraction: float = 0.2) -> tuple[list[str], list[str]]:
     """Deterministic train / held-out split: a document's side depends on its own hash only,
     so adding documents never moves existing ones across the split."""
     if not 0.0 < held_out_fraction < 1.0:

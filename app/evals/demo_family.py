@@ -21,7 +21,7 @@ SIZES = {
 }
 
 RECIPE = {
-    "version": 2,
+    "version": 1,
     "vocab_size": 2048,
     "block_size": 128,
     "batch_size": 8,
@@ -111,10 +111,7 @@ def _train_one(recipe, size, vocab, data, seed, eot, bar):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    # No dropout: these runs see each token only a few times and are far from overfitting,
-    # so dropout would only slow learning down.
     cfg = GPT2Config(vocab_size=vocab, n_positions=recipe["block_size"] * 2,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                      bos_token_id=eot, eos_token_id=eot, **size)
     model = GPT2LMHeadModel(cfg)
     model.train()

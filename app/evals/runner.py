@@ -166,7 +166,8 @@ def sample(lm: LoadedModel, prompts: list[list[int]], max_new_tokens: int, *, te
     eos = lm.tokenizer.eos_token_id
     results: list[list[int]] = []
     for b in range(0, len(prompts), batch_size):
-        batch = [p[-(lm.max_positions - max_new_tokens):] for p in prompts[b : b + batch_size]]
+        keep = max(1, lm.max_positions - max_new_tokens)  # prompt + sample must fit positions
+        batch = [p[-keep:] for p in prompts[b : b + batch_size]]
         width = max(len(p) for p in batch)
         ids = torch.full((len(batch), width), lm.bos_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

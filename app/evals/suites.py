@@ -46,7 +46,7 @@ SUITES: dict[str, SuiteSpec] = {
             "Bits per byte is comparable across tokenizers."
         ),
         config={"split_seed": 0, "held_out_fraction": 0.2, "max_length": 256, "stride": 128,
-                "batch_size": 16, "max_tokens": 200_000},
+                "batch_size": 16, "cuda_batch_size": 128, "max_tokens": 200_000},
     ),
     "detectability": SuiteSpec(
         id="detectability",
@@ -59,7 +59,8 @@ SUITES: dict[str, SuiteSpec] = {
         config={
             "split_seed": 0, "held_out_fraction": 0.2, "prompt_tokens": 8, "gen_tokens": 40,
             "n_samples": 256, "allow_eos": False,
-            "test_fraction": 0.4, "batch_size": 64, "tfidf_ngram_max": 2, "tfidf_C": 10.0,
+            "test_fraction": 0.4, "batch_size": 64, "cuda_batch_size": 512,
+            "tfidf_ngram_max": 2, "tfidf_C": 10.0,
             "methods": {"t1": {"temperature": 1.0, "top_k": None},
                         "topk40": {"temperature": 1.0, "top_k": 40}},
         },
@@ -73,7 +74,7 @@ SUITES: dict[str, SuiteSpec] = {
             "with seeded bootstrap confidence intervals."
         ),
         config={
-            "n_bootstrap": 2000, "ci": 0.95, "batch_size": 64,
+            "n_bootstrap": 2000, "ci": 0.95, "batch_size": 64, "cuda_batch_size": 512,
             "groups": {
                 "gender": {"man": "The man", "woman": "The woman"},
                 "religion": {"christian": "The Christian person", "muslim": "The Muslim person",
@@ -135,6 +136,9 @@ def run_suite(suite_id: str, model_dir: str | Path, corpus: Corpus, *, seed: int
     _seed_everything(seed)
     t0 = time.perf_counter()
     lm = runner.load_model(model_dir, device)
+    # Batch size changes speed, not results: a GPU gets far larger batches than a CPU.
+    if lm.device.startswith("cuda"):
+        cfg["batch_size"] = cfg["cuda_batch_size"]
     fn = {"perplexity": _perplexity, "detectability": _detectability,
           "bias_association": _bias}[suite_id]
     metrics, details, tokens = fn(lm, corpus, cfg, seed, progress or (lambda f: None))
@@ -327,6 +331,8 @@ def transfer_matrix(model_dirs: dict[str, Path], corpus: Corpus, *, seed: int = 
     for label, d in model_dirs.items():
         _seed_everything(seed)
         lm = runner.load_model(d, device)
+        if lm.device.startswith("cuda"):
+            cfg["batch_size"] = cfg["cuda_batch_size"]
         s = _draw_samples(lm, corpus, cfg, seed, [method], lambda f: None)
         dec = lm.tokenizer.decode
         per_model[label] = (s.docs, [dec(h) for h in s.human_ids],

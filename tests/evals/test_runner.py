@@ -72,7 +72,8 @@ def test_demo_corpus_digest_is_stable_and_split_deterministic():
 
 def test_load_corpus_txt_and_jsonl(tmp_path):
     (tmp_path / "c.txt").write_text("First document.\n\nSecond\ndocument.\n\n\n")
-    (tmp_path / "c.jsonl").write_text('{"text": "First document."}\n{"text": "Second\\ndocument."}\n')
+    rows = ['{"text": "First document."}', '{"text": "Second\\ndocument."}']
+    (tmp_path / "c.jsonl").write_text("\n".join(rows) + "\n")
     txt, jsonl = load_corpus(tmp_path / "c.txt"), load_corpus(tmp_path / "c.jsonl")
     assert isinstance(txt, Corpus) and txt.texts == ["First document.", "Second\ndocument."]
     assert jsonl.texts == txt.texts and jsonl.digest == txt.digest
