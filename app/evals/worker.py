@@ -97,7 +97,8 @@ class Lease(threading.Thread):
     def __init__(self, engine, run_id: int, worker_id: str, attempt: int, lease_s: float):
         super().__init__(daemon=True, name=f"lease-{run_id}")
         self.engine, self.run_id, self.worker_id, self.attempt = engine, run_id, worker_id, attempt
-        self.lease_s, self.interval = lease_s, max(0.2, lease_s / 4)
+        # Often enough that the card shows live progress, well inside the lease.
+        self.lease_s, self.interval = lease_s, max(0.2, min(5.0, lease_s / 4))
         self.progress = 0.0
         self.lost = threading.Event()
         self._stop_event = threading.Event()
