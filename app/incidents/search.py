@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import (
+    Double,
     String,
     and_,
     cast,
@@ -274,7 +275,8 @@ def search_incidents(session: Session, principal: Principal,
         source = Incident
         where.append(vector.op("@@")(tsq))
         # ts_rank_cd is higher-is-better; negate so both backends sort ascending.
-        key = -func.ts_rank_cd(vector, tsq)
+        # float8: a float4 rank read back through text would not equal itself in a cursor.
+        key = cast(-func.ts_rank_cd(vector, tsq), Double)
 
     page = select(Incident, key.label("key") if key is not None else null().label("key"))
     page = page.select_from(source).where(*where)
@@ -358,7 +360,7 @@ def _snippets(session: Session, parsed: ParsedQuery, ids: list[int],
     else:
         body = Incident.title + " — " + Incident.summary + " " + Incident.search_text
         options = (f"StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}, MaxWords=30, MinWords=12, "
-                   "MaxFragments=2, FragmentDelimiter=…")
+                   "HighlightAll=false")
         rows = session.execute(select(Incident.id, func.ts_headline(
             _ENGLISH, body, to_tsquery(parsed), options)).where(Incident.id.in_(ids)))
     return {rid: mark(snippet) for rid, snippet in rows}

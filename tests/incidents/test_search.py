@@ -54,7 +54,7 @@ def test_embargo_never_leaks_through_search(client, world, file_incident):
             assert [h["incident"]["id"] for h in page["items"]] == \
                 ([hidden["id"]] if sees else []), where
             if sees:
-                assert "<mark>quokka</mark>" in page["items"][0]["snippet"]
+                assert "<mark>quokka</mark>" in page["items"][0]["snippet"].lower()
             counts = {k: sum(v["count"] for v in vs) for k, vs in page["facets"].items()}
             assert counts == {"lab": int(sees), "model": 0, "harm_type": int(sees),
                               "severity": int(sees), "status": int(sees),
@@ -101,13 +101,15 @@ def corpus(world, file_incident):
     return ids
 
 
-def test_ranking_snippets_facets(client, corpus):
+def test_ranking_snippets_facets(client, corpus, backend):
     page = _search(client, q="phishing")
     order = [h["incident"]["id"] for h in page["items"]]
     assert order == [corpus["title"], corpus["summary"], corpus["report"]]
     assert page["total"] == 3
     first = page["items"][0]
-    assert "&lt;script&gt;" in first["snippet"] and "<script>" not in first["snippet"]
+    assert "<script>" not in first["snippet"]
+    if backend == "sqlite":  # PostgreSQL's headline drops tag-like tokens altogether
+        assert "&lt;script&gt;" in first["snippet"]
     assert "<mark>Phishing</mark>" in first["snippet"]
     assert first["score"] > page["items"][1]["score"] > page["items"][2]["score"]
     f = {k: {x["value"]: x["count"] for x in v} for k, v in page["facets"].items()}
@@ -142,7 +144,7 @@ def test_filters_sort_and_syntax(client, corpus):
 @pytest.mark.parametrize("sort", ["relevance", "date"])
 def test_cursor_pagination_walks_everything_once(client, corpus, sort):
     seen, cursor = [], None
-    while True:
+    for _ in range(10):
         params = {"q": "phishing OR voice", "sort": sort, "limit": 1}
         if cursor:
             params["cursor"] = cursor
