@@ -84,7 +84,7 @@ def _read(session, principal, incident) -> Response:
 
 class IncidentController(Controller):
     path = "/api/v1/incidents"
-    tags = ["incidents"]
+    tags = ["incidents"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", opt=PUBLIC, request_max_body_size=MAX_BODY)
     def submit_incident(self, data: IncidentCreate, request: Request,

@@ -82,7 +82,7 @@ class IncidentRead(BaseModel):
     id: int
     title: str
     summary: str
-    summary_html: str
+    summary_html: str | None = Field(description="absent in search hits and exports")
     occurred: date
     harm_types: list[str]
     taxonomy_version: str

@@ -302,7 +302,7 @@ def search_incidents(session: Session, principal: Principal,
                          else [sort, inc.occurred.isoformat(), inc.id])
     incidents = [r[0] for r in rows]
     snippets = _snippets(session, parsed, [i.id for i in incidents], sqlite) if parsed else {}
-    reads = read_incidents(session, principal, incidents)
+    reads = read_incidents(session, principal, incidents, html=False)
     hits = [Hit(read, -k if k is not None else None, snippets.get(read.id))
             for read, (_, k) in zip(reads, rows, strict=True)]
     total, facets = _facets(session, principal, source, where, params.facets)
@@ -315,6 +315,8 @@ def _facets(session: Session, principal: Principal, source, where,
     matched = select(Incident.id.label("id"), Incident.severity, Incident.status,
                      Incident.year).select_from(source).where(*where)
     m = matched.cte("m").prefix_with("MATERIALIZED")
+    # `m.id + 0` below: SQLite must drive the link-table joins from the (small) match set
+    # through the link tables' primary keys, not scan every link row against an index on m.
     parts = [select(literal("total"), cast(null(), String), func.count()).select_from(m)]
     if want:
         for name in ("severity", "status"):
@@ -323,17 +325,17 @@ def _facets(session: Session, principal: Principal, source, where,
         parts.append(select(literal("year"), cast(m.c.year, String), func.count())
                      .group_by(m.c.year))
         parts.append(select(literal("lab"), Lab.slug, func.count())
-                     .select_from(m.join(IncidentLab, IncidentLab.incident_id == m.c.id)
+                     .select_from(m.join(IncidentLab, IncidentLab.incident_id == m.c.id + 0)
                                   .join(Lab, Lab.id == IncidentLab.lab_id))
                      .group_by(Lab.slug))
         parts.append(select(literal("model"), Lab.slug + "/" + AIModel.slug, func.count())
-                     .select_from(m.join(IncidentModel, IncidentModel.incident_id == m.c.id)
+                     .select_from(m.join(IncidentModel, IncidentModel.incident_id == m.c.id + 0)
                                   .join(AIModel, AIModel.id == IncidentModel.model_id)
                                   .join(Lab, Lab.id == AIModel.lab_id))
                      .where(visible_models(principal))
                      .group_by(Lab.slug, AIModel.slug))
         parts.append(select(literal("harm_type"), IncidentHarm.harm_type, func.count())
-                     .select_from(m.join(IncidentHarm, IncidentHarm.incident_id == m.c.id))
+                     .select_from(m.join(IncidentHarm, IncidentHarm.incident_id == m.c.id + 0))
                      .group_by(IncidentHarm.harm_type))
     facets: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS} if want else {}
     total = 0

@@ -357,9 +357,10 @@ def list_reports(session: Session, principal: Principal,
         .where(IncidentReportLink.incident_id == incident.id).order_by(IncidentReport.id)))
 
 
-def read_incidents(session: Session, principal: Principal,
-                   incidents: list[Incident]) -> list[IncidentRead]:
-    """Batch reader (3 queries for any number of incidents) for lists, search, export."""
+def read_incidents(session: Session, principal: Principal, incidents: list[Incident],
+                   html: bool = True) -> list[IncidentRead]:
+    """Batch reader (3 queries for any number of incidents) for lists, search, export.
+    html=False skips Markdown rendering (~1 ms an incident): search hits carry a snippet."""
     ids = [i.id for i in incidents]
     if not ids:
         return []
@@ -387,7 +388,7 @@ def read_incidents(session: Session, principal: Principal,
         sees_reporter = principal.is_coordinator or (
             principal.user_id is not None and principal.user_id == i.reporter_id)
         out.append(IncidentRead(
-            id=i.id, title=i.title, summary=i.summary, summary_html=render_markdown(i.summary),
+            id=i.id, title=i.title, summary=i.summary, summary_html=render_markdown(i.summary) if html else None,
             occurred=i.occurred, harm_types=i.harm_types, taxonomy_version=i.taxonomy_version,
             severity=i.severity, labs=labs[i.id], models=models[i.id], stage_ids=i.stage_ids,
             checkpoint_ids=i.checkpoint_ids, status=i.status, duplicate_of=i.duplicate_of,
@@ -411,6 +412,6 @@ def export_batches(session: Session, principal: Principal, batch: int = 500):
             .order_by(Incident.id).limit(batch)))
         if not rows:
             return
-        yield read_incidents(session, principal, rows)
+        yield read_incidents(session, principal, rows, html=False)
         after = rows[-1].id
 

@@ -1,0 +1,182 @@
+"""Incident search latency at 100k and 1M synthetic incidents, against a LIKE scan.
+
+    .venv/bin/python bench/search.py                 # 100k and 1M (about 10 minutes)
+    .venv/bin/python bench/search.py --sizes 100000  # quick
+
+Builds a SQLite file with the real migrations (bench/out/search-<n>.db), bulk-loads it
+(FTS triggers dropped during the load, then an FTS5 'rebuild', then triggers restored),
+and times the production path, app.incidents.search.search_incidents, as an anonymous
+caller: ranking, snippets, total and all facet counts, limit 20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from app.auth.principal import ANONYMOUS
+from app.db import engine_for, open_session, upgrade
+from app.incidents.search import SQLITE_DDL, SearchParams, search_incidents
+
+VOCAB, WORDS, CHUNK = 20_000, 80, 50_000
+SEVERITIES = ("low", "medium", "high", "critical")
+HARMS = ("disinformation", "spam", "phishing", "impersonation", "harassment", "bias")
+
+
+def vocabulary(rng: random.Random) -> list[str]:
+    letters, seen = "bcdfghjklmnprstvwz", set()
+    while len(seen) < VOCAB:
+        n = rng.randint(2, 4)
+        seen.add("".join(rng.choice(letters) + rng.choice("aeiou") for _ in range(n)))
+    return sorted(seen, key=lambda w: (len(w), w))
+
+
+def build(path: Path, n: int, vocab: list[str]) -> float:
+    path.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine_for(url).dispose()
+    t0 = time.perf_counter()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    for trig in ("incident_fts_ai", "incident_fts_ad", "incident_fts_au"):
+        db.execute(f"DROP TRIGGER {trig}")
+    now = datetime.now(UTC).isoformat(" ")
+    db.executemany("INSERT INTO lab (id, slug, name, created_at) VALUES (?, ?, ?, ?)",
+                   [(i, f"lab-{i}", f"Lab {i}", now) for i in range(1, 11)])
+    db.executemany("INSERT INTO ai_model (id, lab_id, slug, name, public, version, languages,"
+                   " model_details, intended_use, factors, metrics, evaluation_data,"
+                   " training_data, quantitative_analyses, ethical_considerations,"
+                   " caveats_and_recommendations, created_at, updated_at)"
+                   " VALUES (?, ?, ?, ?, 1, 1, '[]', '', '', '', '', '', '', '', '', '', ?, ?)",
+                   [(i, 1 + i % 10, f"m{i}", f"M{i}", now, now) for i in range(1, 21)])
+    np_rng = np.random.default_rng(7)
+    p = 1.0 / np.arange(1, VOCAB + 1)
+    p /= p.sum()
+    words = np.array(vocab, dtype=object)
+    future = (datetime.now(UTC) + timedelta(days=365)).isoformat(" ")
+    for start in range(0, n, CHUNK):
+        size = min(CHUNK, n - start)
+        idx = np_rng.choice(VOCAB, size=(size, WORDS + 6), p=p)
+        status = np_rng.choice(["confirmed", "resolved", "submitted", "triaged"], size=size,
+                               p=[0.8, 0.1, 0.05, 0.05])
+        embargoed = np_rng.random(size) < 0.05
+        ids = range(start + 1, start + size + 1)
+        rows, labs, models, harms = [], [], [], []
+        for j, iid in enumerate(ids):
+            occurred = date(2015, 1, 1) + timedelta(days=int(idx[j, 0] * 7 % 3650))
+            harm = HARMS[iid % len(HARMS)]
+            rows.append((iid, " ".join(words[idx[j, :6]]), " ".join(words[idx[j, 6:]]),
+                         occurred.isoformat(), occurred.year, f'["{harm}"]', "1",
+                         SEVERITIES[iid % 4], "[]", "[]", future if embargoed[j] else None,
+                         str(status[j]), 1, now, now, ""))
+            labs.append((iid, 1 + iid % 10))
+            models.append((iid, 1 + iid % 20))
+            harms.append((iid, harm))
+        db.executemany("INSERT INTO incident (id, title, summary, occurred, year, harm_types,"
+                       " taxonomy_version, severity, stage_ids, checkpoint_ids, embargo_until,"
+                       " status, version, created_at, updated_at, search_text)"
+                       " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany("INSERT INTO incident_lab VALUES (?, ?)", labs)
+        db.executemany("INSERT INTO incident_model VALUES (?, ?)", models)
+        db.executemany("INSERT INTO incident_harm VALUES (?, ?)", harms)
+        db.commit()
+    db.execute("INSERT INTO incident_fts(incident_fts) VALUES ('rebuild')")
+    db.execute("INSERT INTO incident_fts(incident_fts) VALUES ('optimize')")
+    for statement in SQLITE_DDL[1:]:
+        db.execute(statement)
+    db.commit()
+    db.execute("ANALYZE")
+    db.close()
+    return time.perf_counter() - t0
+
+
+def timed(fn, reps) -> list[float]:
+    out = []
+    for args in reps:
+        t0 = time.perf_counter()
+        fn(*args)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+
+
+def run(n: int, out: Path, queries: int, vocab: list[str]) -> dict:
+    path = out / f"search-{n}.db"
+    build_s = build(path, n, vocab)
+    size_mb = sum(f.stat().st_size for f in out.glob(f"search-{n}.db*")) / 1e6
+    engine = engine_for(f"sqlite:///{path}")
+    rng = random.Random(n)
+    session = open_session(engine)
+
+    def search(q):
+        search_incidents(session, ANONYMOUS, SearchParams(q=q, limit=20))
+
+    def like(word):
+        pattern = f"%{word}%"
+        session.connection().exec_driver_sql(
+            "SELECT count(*) FROM incident WHERE title LIKE ? OR summary LIKE ?",
+            (pattern, pattern)).fetchall()
+        session.connection().exec_driver_sql(
+            "SELECT id FROM incident WHERE title LIKE ? OR summary LIKE ? "
+            "ORDER BY occurred DESC LIMIT 20", (pattern, pattern)).fetchall()
+
+    result = {"n": n, "build_s": build_s, "size_mb": size_mb}
+    search(vocab[500])  # warm the page cache
+    for k in (1, 2, 3):
+        qs = [(" ".join(rng.choice(vocab) for _ in range(k)),) for _ in range(queries)]
+        result[f"{k}w"] = timed(search, qs)
+    result["frequent"] = timed(search, [(vocab[0],)] * 3)
+    result["like"] = timed(like, [(rng.choice(vocab),) for _ in range(10)])
+    session.close()
+    engine.dispose()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=Path("bench/out"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    vocab = vocabulary(random.Random(1))
+    # Zipf rank 1 is vocab[0]: reorder so rank order is random with respect to spelling.
+    random.Random(2).shuffle(vocab)
+    results = [run(n, args.out, args.queries, vocab) for n in args.sizes]
+    print(f"{'n':>9} {'build s':>8} {'MB':>6} {'query':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8} {'LIKE p50/p50':>12}")
+    for r in results:
+        like50 = statistics.median(r["like"])
+        print(f"{r['n']:>9} {r['build_s']:>8.0f} {r['size_mb']:>6.0f} {'LIKE scan':>9} "
+              f"{like50:>8.1f} {pct(r['like'], .99):>8.1f} {max(r['like']):>8.1f}")
+        for kind in ("1w", "2w", "3w", "frequent"):
+            xs = r[kind]
+            print(f"{'':>9} {'':>8} {'':>6} {kind:>9} {pct(xs, .5):>8.1f} "
+                  f"{pct(xs, .99):>8.1f} {max(xs):>8.1f} {like50 / pct(xs, .5):>11.0f}x")
+        mix = r["1w"] + r["2w"] + r["3w"]
+        print(f"{'':>9} {'':>8} {'':>6} {'mix':>9} {pct(mix, .5):>8.1f} {pct(mix, .99):>8.1f} "
+              f"{max(mix):>8.1f} {like50 / pct(mix, .5):>11.0f}x")
+    if len(results) == 2:
+        a, b = results
+        for kind in ("1w", "2w", "3w", "frequent", "like"):
+            print(f"growth {a['n']}->{b['n']} {kind}: p50 x{pct(b[kind], .5) / pct(a[kind], .5):.1f}"
+                  f", p99 x{pct(b[kind], .99) / pct(a[kind], .99):.1f}")
+
+
+if __name__ == "__main__":
+    main()
