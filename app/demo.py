@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from app.auth.principal import SYSTEM
 from app.db import session_scope
+from app.demo_reported import import_2019_detection
 from app.errors import NotFound
 from app.labs.service import create_lab
 from app.labs.tables import Lab
@@ -111,28 +112,25 @@ def load_demo(with_models: bool = True) -> Iterator[str]:
         _ensure_labs(session)
         plan = _ensure_gpt2_plan(session)
         yield f"GPT-2 2019: plan {plan.id} ({plan.status}) with 4 stages and 4 partner labs"
+    with session_scope() as session:
+        count = import_2019_detection(session)
+        yield f"GPT-2 2019: {count} detection results imported as reported by the lab"
     for name, loader in _extensions(with_models):
         yield from loader()
         yield f"{name}: loaded"
 
 
 def _extensions(with_models: bool):
-    """Demo parts owned by other domains, loaded when those domains are installed."""
-    parts = []
-    try:
-        from app.agreements.demo import load_demo_agreement
+    """Demo parts owned by other domains."""
+    from app.agreements.demo import load_demo_agreement
+    from app.checkpoints.demo import load_demo_family
 
-        def agreements():
-            with session_scope() as session:
-                load_demo_agreement(session)
-            return iter(())
-        parts.append(("disclosure agreement", agreements))
-    except ImportError:
-        pass
+    def agreements():
+        with session_scope() as session:
+            load_demo_agreement(session)
+        return iter(())
+
+    parts = [("2019 non-commercial access agreement", agreements)]
     if with_models:
-        try:
-            from app.checkpoints.demo import load_demo_family
-            parts.append(("tiny model family", load_demo_family))
-        except ImportError:
-            pass
+        parts.append(("tiny model family", load_demo_family))
     return parts

@@ -78,6 +78,15 @@ def test_demo_is_idempotent(client, settings):
         ("1.5B", "2019-11-05")]
     labs = {lab["slug"] for lab in client.get("/api/v1/labs").json()["items"]}
     assert {"openai", "cornell", "ctec-middlebury", "uoregon", "ut-austin"} <= labs
+    card = client.get(f"/api/v1/models/{plans[0]['id']}/card").json()
+    baseline = {r["dataset_name"]: r["metrics"] for r in card["reported"]
+                if r["suite_id"] == "gpt2-detection-tfidf-baseline"}
+    assert len(baseline) == 4 and card["checkpoints"] == []
+    assert baseline["GPT-2 output dataset (1542M samples) vs WebText"] == {
+        "accuracy,temperature-1": 74.31, "accuracy,top-k-40": 92.69}
+    assert all(r["provenance"]["source"] == "reported" for r in card["reported"])
+    agreements = client.get("/api/v1/agreements").json()["items"]
+    assert [a["title"] for a in agreements] and len(agreements) == 1
 
 
 def test_serve_refuses_an_unmigrated_database_when_told(tmp_path):
