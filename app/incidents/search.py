@@ -6,6 +6,8 @@ import base64
 import html
 import json
 import re
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -207,6 +209,10 @@ class SearchResult:
     total: int
     facets: dict[str, list[tuple[str, int]]]
     next_cursor: str | None
+    # True when the match set was larger than CANDIDATES: total and facet counts are then
+    # extrapolated from the candidates (visible rows only) and paging ends with them.
+    total_is_estimate: bool = False
+    facets_are_estimates: bool = False
 
 
 def _encode(payload: list) -> str:
@@ -262,6 +268,8 @@ def search_incidents(session: Session, principal: Principal,
     sqlite = session.get_bind().dialect.name == "sqlite"
     where = [visible_incidents(principal), *_filters(params)]
     key = None
+    if parsed is not None and sqlite:
+        return _search_bounded(session, principal, params, parsed, where, sort)
     if parsed is None:
         source = Incident
     elif sqlite:
@@ -324,19 +332,7 @@ def _facets(session: Session, principal: Principal, source, where,
                          .group_by(m.c[name]))
         parts.append(select(literal("year"), cast(m.c.year, String), func.count())
                      .group_by(m.c.year))
-        parts.append(select(literal("lab"), Lab.slug, func.count())
-                     .select_from(m.join(IncidentLab, IncidentLab.incident_id == m.c.id + 0)
-                                  .join(Lab, Lab.id == IncidentLab.lab_id))
-                     .group_by(Lab.slug))
-        parts.append(select(literal("model"), Lab.slug + "/" + AIModel.slug, func.count())
-                     .select_from(m.join(IncidentModel, IncidentModel.incident_id == m.c.id + 0)
-                                  .join(AIModel, AIModel.id == IncidentModel.model_id)
-                                  .join(Lab, Lab.id == AIModel.lab_id))
-                     .where(visible_models(principal))
-                     .group_by(Lab.slug, AIModel.slug))
-        parts.append(select(literal("harm_type"), IncidentHarm.harm_type, func.count())
-                     .select_from(m.join(IncidentHarm, IncidentHarm.incident_id == m.c.id + 0))
-                     .group_by(IncidentHarm.harm_type))
+        parts += _link_facets(m, principal)
     facets: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS} if want else {}
     total = 0
     for name, value, count in session.execute(union_all(*parts)):
@@ -347,6 +343,24 @@ def _facets(session: Session, principal: Principal, source, where,
     for values in facets.values():
         values.sort(key=lambda vc: (-vc[1], vc[0]))
     return total, facets
+
+
+def _link_facets(m, principal: Principal) -> list:
+    """Lab, model and harm-type counts over the ids in CTE `m`."""
+    return [
+        select(literal("lab"), Lab.slug, func.count())
+        .select_from(m.join(IncidentLab, IncidentLab.incident_id == m.c.id + 0)
+                     .join(Lab, Lab.id == IncidentLab.lab_id))
+        .group_by(Lab.slug),
+        select(literal("model"), Lab.slug + "/" + AIModel.slug, func.count())
+        .select_from(m.join(IncidentModel, IncidentModel.incident_id == m.c.id + 0)
+                     .join(AIModel, AIModel.id == IncidentModel.model_id)
+                     .join(Lab, Lab.id == AIModel.lab_id))
+        .where(visible_models(principal))
+        .group_by(Lab.slug, AIModel.slug),
+        select(literal("harm_type"), IncidentHarm.harm_type, func.count())
+        .select_from(m.join(IncidentHarm, IncidentHarm.incident_id == m.c.id + 0))
+        .group_by(IncidentHarm.harm_type)]
 
 
 def _snippets(session: Session, parsed: ParsedQuery, ids: list[int],
@@ -372,3 +386,133 @@ def mark(snippet: str) -> str:
     """Escape everything, then turn the engine's private markers into <mark>."""
     return (html.escape(snippet or "").replace(MARK_OPEN, "<mark>")
             .replace(MARK_CLOSE, "</mark>"))
+
+
+# --- SQLite: a bounded candidate set --------------------------------------------------
+# FTS5's bm25() first counts every row holding each query phrase (a full doclist walk:
+# ~200 ms for a word in every incident of 1M), and exact totals/facets cost a join per
+# match. So on SQLite a query never touches more than the CANDIDATES newest visible
+# matches (FTS5 walks its doclist newest-first and stops there): if there are no more,
+# everything below is exact; if there are, the ranking covers those candidates, paging
+# ends with them, and total/facets are extrapolated from them, flagged as estimates.
+# Only phrases with document frequency <= SCORED_DF feed bm25 (their count is cheap);
+# commoner ones have idf near zero and only filter. With none left, newest first.
+CANDIDATES = 500
+SCORED_DF = 20_000
+DF_PROBE = 64
+DF_TTL_S = 600.0
+_df_cache: dict[tuple[str, tuple[str, ...]], tuple[int, float]] = {}
+
+
+def _phrase(words: tuple[str, ...]) -> str:
+    return '"' + " ".join(words) + '"'
+
+
+def _df(session: Session, words: tuple[str, ...]) -> int:
+    """Rough document frequency of a phrase, from the spacing of its first DF_PROBE
+    matches. It only decides which phrases bm25 scores (a cost decision), so it is cached
+    per database for DF_TTL_S; it never reaches a response."""
+    key = (str(session.get_bind().url), words)
+    hit = _df_cache.get(key)
+    if hit and time.monotonic() - hit[1] < DF_TTL_S:
+        return hit[0]
+    ids = session.execute(text(
+        "SELECT rowid FROM incident_fts WHERE incident_fts MATCH :p ORDER BY rowid LIMIT :n"),
+        {"p": _phrase(words), "n": DF_PROBE}).scalars().all()
+    if len(ids) < DF_PROBE:
+        df = len(ids)
+    else:
+        lo, hi = session.execute(text("SELECT min(id), max(id) FROM incident")).one()
+        df = int(DF_PROBE * (hi - lo + 1) / (ids[-1] - lo + 1))
+    _df_cache[key] = (df, time.monotonic())
+    return df
+
+
+def _scores(session: Session, parsed: ParsedQuery, lo: int, hi: int) -> dict[int, float]:
+    """bm25 over the candidates' id range, from the query's rarer phrases only (an OR of
+    them, so a row scores what it would have scored for the whole query minus the
+    near-zero-idf phrases)."""
+    phrases = list(dict.fromkeys(w for group in parsed.groups for w in group))
+    rare = [w for w in phrases if _df(session, w) <= SCORED_DF]
+    if not rare:
+        return {}
+    rows = session.execute(text(
+        f"SELECT rowid, {_BM25} FROM incident_fts WHERE incident_fts MATCH :q "
+        "AND rowid BETWEEN :lo AND :hi"),
+        {"q": " OR ".join(_phrase(w) for w in rare), "lo": lo, "hi": hi})
+    return dict(rows.all())
+
+
+def _visible_span(session: Session, principal: Principal) -> tuple[int, int]:
+    """Lowest and highest id the caller may see (two short index walks)."""
+    vis = visible_incidents(principal)
+    first = session.execute(select(Incident.id).where(vis).order_by(Incident.id).limit(1))
+    last = session.execute(select(Incident.id).where(vis)
+                           .order_by(Incident.id.desc()).limit(1))
+    return first.scalar_one(), last.scalar_one()
+
+
+def _search_bounded(session: Session, principal: Principal, params: SearchParams,
+                    parsed: ParsedQuery, where: list, sort: str) -> SearchResult:
+    match = text("incident_fts MATCH :fts_q").bindparams(fts_q=to_fts5(parsed))
+    # `rowid + 0`: FTS5 must drive (newest-first, consuming ORDER BY and LIMIT) and look
+    # each incident up by primary key, never probe FTS5 once per incident.
+    cols = [Incident.id, Incident.severity, Incident.status, Incident.year]
+    if sort == "date":
+        cols.append(Incident.occurred)
+    rows = [tuple(r) for r in session.connection().execute(
+        select(*cols).select_from(_fts.join(Incident, Incident.id == _fts.c.rowid + 0))
+        .where(*where, match).order_by(_fts.c.rowid.desc()).limit(CANDIDATES + 1))]
+    exact = len(rows) <= CANDIDATES
+    rows = rows[:CANDIDATES]
+    scores = _scores(session, parsed, rows[-1][0], rows[0][0]) if rows else {}
+    if sort == "relevance":
+        ranked = sorted((scores.get(r[0], 0.0), -r[0]) for r in rows)
+        if params.cursor:
+            _, k, last = _decode(params.cursor, sort)
+            ranked = [r for r in ranked if r > (k, -last)]
+        ordered = [(-neg, key) for key, neg in ranked]
+    else:
+        ordered = sorted(((r[4], r[0]) for r in rows), reverse=True)
+        if params.cursor:
+            _, d, last = _decode(params.cursor, sort)
+            ordered = [r for r in ordered if r < (date.fromisoformat(d), last)]
+        ordered = [(i, d) for d, i in ordered]
+    page = ordered[:params.limit]
+    cursor = None
+    if len(ordered) > params.limit:
+        i, k = page[-1]
+        cursor = _encode([sort, k, i] if sort == "relevance" else [sort, k.isoformat(), i])
+    ids = [i for i, _ in page]
+    loaded = {i.id: i for i in session.execute(
+        select(Incident).where(Incident.id.in_(ids), where[0])).scalars()} if ids else {}
+    snippets = _snippets(session, parsed, ids, True)
+    reads = read_incidents(session, principal, [loaded[i] for i in ids], html=False)
+    hits = [Hit(read, -scores.get(read.id, 0.0) or 0.0, snippets.get(read.id))
+            for read in reads]
+    # Facets over the candidates: the scan above already read severity, status and year;
+    # the link tables are joined from a JSON list of the candidate ids (one parameter).
+    total = len(rows)
+    facets: dict[str, list[tuple[str, int]]] = {}
+    if params.facets:
+        counts = {name: Counter(str(r[col]) for r in rows)
+                  for col, name in ((1, "severity"), (2, "status"), (3, "year"))}
+        listed = func.json_each(json.dumps([r[0] for r in rows])).table_valued("value")
+        m = select(listed.c.value.label("id")).cte("m")
+        facets = {name: list(counts.get(name, {}).items()) for name in FACETS}
+        if rows:
+            for name, value, count in session.execute(union_all(*_link_facets(m, principal))):
+                facets[name].append((str(value), count))
+    if not exact:
+        # Extrapolate by id density: the candidates are every visible match from the
+        # oldest candidate's id up; scale to the caller's visible id span. Built only from
+        # visible rows, so embargoed text cannot move it.
+        lo, hi = _visible_span(session, principal)
+        factor = (hi - lo + 1) / (hi - rows[-1][0] + 1)
+        total = max(CANDIDATES + 1, round(total * factor))
+        facets = {name: [(v, max(1, round(c * factor))) for v, c in values]
+                  for name, values in facets.items()}
+    for values in facets.values():
+        values.sort(key=lambda vc: (-vc[1], vc[0]))
+    return SearchResult(hits, total, facets, cursor, total_is_estimate=not exact,
+                        facets_are_estimates=not exact and params.facets)
