@@ -2,11 +2,17 @@
 
     .venv/bin/python bench/search.py                 # 100k and 1M (about 10 minutes)
     .venv/bin/python bench/search.py --sizes 100000  # quick
+    .venv/bin/python bench/search.py --reuse         # keep already-built databases
 
 Builds a SQLite file with the real migrations (bench/out/search-<n>.db), bulk-loads it
 (FTS triggers dropped during the load, then an FTS5 'rebuild', then triggers restored),
 and times the production path, app.incidents.search.search_incidents, as an anonymous
 caller: ranking, snippets, total and all facet counts, limit 20.
+
+Query rows: `1w..3w` draw words uniformly from the vocabulary (mostly rare words);
+`1z..3z` draw them from the corpus's own Zipf distribution (what users type: frequent
+words dominate); `frequent` cycles through the 10 commonest words. `mix` is all of them.
+`est%` is the share of queries whose total/facets came back flagged as estimates.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from app.incidents.search import SQLITE_DDL, SearchParams, search_incidents
 
 VOCAB, WORDS, CHUNK = 20_000, 80, 50_000
 SEVERITIES = ("low", "medium", "high", "critical")
+KINDS = ("1w", "2w", "3w", "1z", "2z", "3z", "frequent")
 HARMS = ("disinformation", "spam", "phishing", "impersonation", "harassment", "bias")
 
 
@@ -61,8 +68,7 @@ def build(path: Path, n: int, vocab: list[str]) -> float:
                    " VALUES (?, ?, ?, ?, 1, 1, '[]', '', '', '', '', '', '', '', '', '', ?, ?)",
                    [(i, 1 + i % 10, f"m{i}", f"M{i}", now, now) for i in range(1, 21)])
     np_rng = np.random.default_rng(7)
-    p = 1.0 / np.arange(1, VOCAB + 1)
-    p /= p.sum()
+    p = zipf()
     words = np.array(vocab, dtype=object)
     future = (datetime.now(UTC) + timedelta(days=365)).isoformat(" ")
     for start in range(0, n, CHUNK):
@@ -115,16 +121,24 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
-def run(n: int, out: Path, queries: int, vocab: list[str]) -> dict:
+def zipf() -> np.ndarray:
+    p = 1.0 / np.arange(1, VOCAB + 1)
+    return p / p.sum()
+
+
+def run(n: int, out: Path, queries: int, vocab: list[str], reuse: bool) -> dict:
     path = out / f"search-{n}.db"
-    build_s = build(path, n, vocab)
+    build_s = 0.0 if reuse and path.exists() else build(path, n, vocab)
     size_mb = sum(f.stat().st_size for f in out.glob(f"search-{n}.db*")) / 1e6
     engine = engine_for(f"sqlite:///{path}")
     rng = random.Random(n)
     session = open_session(engine)
 
+    estimates = []
+
     def search(q):
-        search_incidents(session, ANONYMOUS, SearchParams(q=q, limit=20))
+        r = search_incidents(session, ANONYMOUS, SearchParams(q=q, limit=20))
+        estimates.append(r.total_is_estimate)
 
     def like(word):
         pattern = f"%{word}%"
@@ -137,10 +151,21 @@ def run(n: int, out: Path, queries: int, vocab: list[str]) -> dict:
 
     result = {"n": n, "build_s": build_s, "size_mb": size_mb}
     search(vocab[500])  # warm the page cache
+    np_rng = np.random.default_rng(n)
+    p = zipf()
     for k in (1, 2, 3):
         qs = [(" ".join(rng.choice(vocab) for _ in range(k)),) for _ in range(queries)]
+        estimates.clear()
         result[f"{k}w"] = timed(search, qs)
-    result["frequent"] = timed(search, [(vocab[0],)] * 3)
+        result[f"{k}w_est"] = sum(estimates) / len(estimates)
+        qs = [(" ".join(vocab[i] for i in np_rng.choice(VOCAB, size=k, p=p)),)
+              for _ in range(queries)]
+        estimates.clear()
+        result[f"{k}z"] = timed(search, qs)
+        result[f"{k}z_est"] = sum(estimates) / len(estimates)
+    estimates.clear()
+    result["frequent"] = timed(search, [(vocab[i % 10],) for i in range(max(10, queries // 2))])
+    result["frequent_est"] = sum(estimates) / len(estimates)
     result["like"] = timed(like, [(rng.choice(vocab),) for _ in range(10)])
     session.close()
     engine.dispose()
@@ -152,28 +177,30 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
+    ap.add_argument("--reuse", action="store_true", help="keep already-built databases")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     vocab = vocabulary(random.Random(1))
     # Zipf rank 1 is vocab[0]: reorder so rank order is random with respect to spelling.
     random.Random(2).shuffle(vocab)
-    results = [run(n, args.out, args.queries, vocab) for n in args.sizes]
+    results = [run(n, args.out, args.queries, vocab, args.reuse) for n in args.sizes]
     print(f"{'n':>9} {'build s':>8} {'MB':>6} {'query':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8} {'LIKE p50/p50':>12}")
+          f"{'max ms':>8} {'LIKE p50/p50':>12} {'est%':>5}")
     for r in results:
         like50 = statistics.median(r["like"])
         print(f"{r['n']:>9} {r['build_s']:>8.0f} {r['size_mb']:>6.0f} {'LIKE scan':>9} "
               f"{like50:>8.1f} {pct(r['like'], .99):>8.1f} {max(r['like']):>8.1f}")
-        for kind in ("1w", "2w", "3w", "frequent"):
+        for kind in KINDS:
             xs = r[kind]
             print(f"{'':>9} {'':>8} {'':>6} {kind:>9} {pct(xs, .5):>8.1f} "
-                  f"{pct(xs, .99):>8.1f} {max(xs):>8.1f} {like50 / pct(xs, .5):>11.0f}x")
-        mix = r["1w"] + r["2w"] + r["3w"]
+                  f"{pct(xs, .99):>8.1f} {max(xs):>8.1f} {like50 / pct(xs, .5):>11.0f}x"
+                  f" {100 * r[kind + '_est']:>4.0f}%")
+        mix = [x for kind in KINDS for x in r[kind]]
         print(f"{'':>9} {'':>8} {'':>6} {'mix':>9} {pct(mix, .5):>8.1f} {pct(mix, .99):>8.1f} "
               f"{max(mix):>8.1f} {like50 / pct(mix, .5):>11.0f}x")
     if len(results) == 2:
         a, b = results
-        for kind in ("1w", "2w", "3w", "frequent", "like"):
+        for kind in (*KINDS, "like"):
             print(f"growth {a['n']}->{b['n']} {kind}: p50 x{pct(b[kind], .5) / pct(a[kind], .5):.1f}"
                   f", p99 x{pct(b[kind], .99) / pct(a[kind], .99):.1f}")
 

@@ -422,24 +422,27 @@ def _df(session: Session, words: tuple[str, ...]) -> int:
     if len(ids) < DF_PROBE:
         df = len(ids)
     else:
-        lo, hi = session.execute(text("SELECT min(id), max(id) FROM incident")).one()
+        # Two subqueries: SQLite answers a lone min() or max() from the index end, but
+        # scans the whole table for both in one SELECT.
+        lo, hi = session.execute(text("SELECT (SELECT min(id) FROM incident), "
+                                      "(SELECT max(id) FROM incident)")).one()
         df = int(DF_PROBE * (hi - lo + 1) / (ids[-1] - lo + 1))
     _df_cache[key] = (df, time.monotonic())
     return df
 
 
 def _scores(session: Session, parsed: ParsedQuery, lo: int, hi: int) -> dict[int, float]:
-    """bm25 over the candidates' id range, from the query's rarer phrases only (an OR of
-    them, so a row scores what it would have scored for the whole query minus the
-    near-zero-idf phrases)."""
-    phrases = list(dict.fromkeys(w for group in parsed.groups for w in group))
-    rare = [w for w in phrases if _df(session, w) <= SCORED_DF]
-    if not rare:
+    """bm25 over the candidates' id range from the query's groups made only of rarer
+    phrases (ANDed as in the query, so FTS5 intersects cheaply). A row scores what it
+    would for the whole query minus the near-zero-idf phrases; with no such group, {}."""
+    groups = [g for g in parsed.groups if all(_df(session, w) <= SCORED_DF for w in g)]
+    if not groups:
         return {}
     rows = session.execute(text(
         f"SELECT rowid, {_BM25} FROM incident_fts WHERE incident_fts MATCH :q "
         "AND rowid BETWEEN :lo AND :hi"),
-        {"q": " OR ".join(_phrase(w) for w in rare), "lo": lo, "hi": hi})
+        {"q": " AND ".join("(" + " OR ".join(_phrase(w) for w in g) + ")" for g in groups),
+         "lo": lo, "hi": hi})
     return dict(rows.all())
 
 
