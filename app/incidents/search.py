@@ -397,7 +397,7 @@ def mark(snippet: str) -> str:
 # ends with them, and total/facets are extrapolated from them, flagged as estimates.
 # Only phrases with document frequency <= SCORED_DF feed bm25 (their count is cheap);
 # commoner ones have idf near zero and only filter. With none left, newest first.
-CANDIDATES = 500
+CANDIDATES = 300
 SCORED_DF = 20_000
 DF_PROBE = 64
 DF_TTL_S = 600.0
@@ -449,25 +449,30 @@ def _scores(session: Session, parsed: ParsedQuery, ids: list[int]) -> dict[int, 
 
 
 def _visible_span(session: Session, principal: Principal) -> tuple[int, int]:
-    """Lowest and highest id the caller may see (two short index walks)."""
+    """Lowest and highest id the caller may see (two short index walks, one statement)."""
     vis = visible_incidents(principal)
-    first = session.execute(select(Incident.id).where(vis).order_by(Incident.id).limit(1))
-    last = session.execute(select(Incident.id).where(vis)
-                           .order_by(Incident.id.desc()).limit(1))
-    return first.scalar_one(), last.scalar_one()
+    first = select(Incident.id).where(vis).order_by(Incident.id).limit(1).scalar_subquery()
+    last = select(Incident.id).where(vis).order_by(Incident.id.desc()).limit(1) \
+        .scalar_subquery()
+    return tuple(session.execute(select(first, last)).one())
+
+
+def _candidates(session: Session, parsed: ParsedQuery, where: list, sort: str) -> list:
+    """(id, severity, status, year[, occurred]) of the newest CANDIDATES + 1 visible
+    matches. `rowid + 0`: FTS5 must drive (newest-first, consuming ORDER BY and LIMIT)
+    and look each incident up by primary key, never be probed once per incident."""
+    match = text("incident_fts MATCH :fts_q").bindparams(fts_q=to_fts5(parsed))
+    cols = [Incident.id, Incident.severity, Incident.status, Incident.year]
+    if sort == "date":
+        cols.append(Incident.occurred)
+    return [tuple(r) for r in session.connection().execute(
+        select(*cols).select_from(_fts.join(Incident, Incident.id == _fts.c.rowid + 0))
+        .where(*where, match).order_by(_fts.c.rowid.desc()).limit(CANDIDATES + 1))]
 
 
 def _search_bounded(session: Session, principal: Principal, params: SearchParams,
                     parsed: ParsedQuery, where: list, sort: str) -> SearchResult:
-    match = text("incident_fts MATCH :fts_q").bindparams(fts_q=to_fts5(parsed))
-    # `rowid + 0`: FTS5 must drive (newest-first, consuming ORDER BY and LIMIT) and look
-    # each incident up by primary key, never probe FTS5 once per incident.
-    cols = [Incident.id, Incident.severity, Incident.status, Incident.year]
-    if sort == "date":
-        cols.append(Incident.occurred)
-    rows = [tuple(r) for r in session.connection().execute(
-        select(*cols).select_from(_fts.join(Incident, Incident.id == _fts.c.rowid + 0))
-        .where(*where, match).order_by(_fts.c.rowid.desc()).limit(CANDIDATES + 1))]
+    rows = _candidates(session, parsed, where, sort)
     exact = len(rows) <= CANDIDATES
     rows = rows[:CANDIDATES]
     scores = _scores(session, parsed, [r[0] for r in rows])
