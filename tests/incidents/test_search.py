@@ -171,3 +171,104 @@ def test_bad_queries_answer_400(client, world, q):
 @pytest.mark.parametrize("q", ["AND", "near(a b)", "title:phishing", "a^b", "c++ OR c#"])
 def test_engine_syntax_is_just_words(client, world, q):
     assert client.get(f"{URL}/search", params={"q": q}).status_code == 200
+
+
+# --- the bounded candidate set (SQLite) ---------------------------------------------------
+@pytest.fixture
+def small_bound(monkeypatch):
+    """Shrink the candidate set so a handful of incidents exercise the 1M-row behaviour."""
+    from app.incidents import search
+    monkeypatch.setattr(search, "CANDIDATES", 2)
+    search._df_cache.clear()
+    yield search
+    search._df_cache.clear()
+
+
+def _service_search(principal, **params):
+    from app.incidents.search import SearchParams, search_incidents
+    with session_scope(write=False) as s:
+        r = search_incidents(s, principal, SearchParams(**params))
+        return (r.total, r.facets, [h.incident.id for h in r.hits], r.next_cursor,
+                r.total_is_estimate, r.facets_are_estimates)
+
+
+def test_bounded_search_estimates_only_from_visible_rows(client, world, file_incident,
+                                                         small_bound, backend):
+    from app.auth.principal import ANONYMOUS
+    freeze(EMBARGO - timedelta(days=1))
+    public = [file_incident(to=("triaged", "confirmed"), title=f"Zebra event {i}",
+                            severity="low", labs=["lab-b"])["id"] for i in range(4)]
+    before = _service_search(ANONYMOUS, q="zebra")
+    # The newest match is embargoed (set before it is confirmed, so it is never public).
+    hidden = file_incident(to=("triaged",), title="Zebra secret", severity="critical",
+                           labs=["lab-a"])
+    r = client.post(f"{URL}/{hidden['id']}/embargo", headers=world.coord.headers,
+                    json={"embargo_until": EMBARGO.isoformat(), "version": hidden["version"]})
+    assert r.status_code == 200, r.text
+    r = client.post(f"{URL}/{hidden['id']}/transitions", headers=world.coord.headers,
+                    json={"to": "confirmed", "version": r.json()["version"]})
+    assert r.status_code == 200, r.text
+    after = _service_search(ANONYMOUS, q="zebra")
+    # Hits, total, facets, cursor and flags: identical whether or not the embargoed row
+    # exists, so nothing about it can be read off an anonymous search.
+    assert after == before
+    total, facets, ids, cursor, total_est, facets_est = after
+    assert hidden["id"] not in ids
+    assert {v for v, _ in facets["severity"]} == {"low"}
+    if backend == "sqlite":
+        assert (total_est, facets_est) == (True, True)
+        assert ids == [public[3], public[2]]  # the two newest visible matches
+        assert total >= 3 and cursor is None  # paging ends with the candidates
+    else:  # PostgreSQL's GIN path stays exact
+        assert (total, total_est, facets_est) == (4, False, False)
+    coord = _service_search(world.coord.principal, q="zebra")
+    assert hidden["id"] in coord[2]
+    freeze(EMBARGO + timedelta(seconds=1))
+    lifted = _service_search(ANONYMOUS, q="zebra")
+    assert hidden["id"] in lifted[2]
+
+
+def test_within_the_bound_everything_is_exact(client, corpus, small_bound, backend):
+    from app.auth.principal import ANONYMOUS
+    small_bound.CANDIDATES = 3
+    total, facets, ids, _, total_est, facets_est = _service_search(ANONYMOUS, q="phishing")
+    assert (total, total_est, facets_est) == (3, False, False)
+    assert ids == [corpus["title"], corpus["summary"], corpus["report"]]
+    assert dict(facets["severity"]) == {"high": 1, "low": 2}
+
+
+def test_common_words_filter_but_do_not_score(client, corpus, small_bound, backend):
+    """A phrase commoner than SCORED_DF only filters: with no rarer phrase left the
+    candidates come newest first (on SQLite); totals stay exact within the bound."""
+    small_bound.CANDIDATES = 10
+    small_bound.SCORED_DF = 0
+    page = _search(client, q="phishing")
+    ids = [h["incident"]["id"] for h in page["items"]]
+    assert page["total"] == 3
+    if backend == "sqlite":
+        assert ids == [corpus["report"], corpus["summary"], corpus["title"]]
+        assert {h["score"] for h in page["items"]} == {0.0}
+        # A rarer word in the query still ranks; the common one only has to be present.
+        small_bound.SCORED_DF = 3  # "voice" is in 3 incidents, "phishing" in 4
+        small_bound._df_cache.clear()
+        page = _search(client, q="phishing voice")
+        assert [h["incident"]["id"] for h in page["items"]] == [corpus["summary"]]
+        assert page["items"][0]["score"] > 0
+    else:
+        assert ids == [corpus["title"], corpus["summary"], corpus["report"]]
+
+
+def test_bounded_paging_walks_the_candidates_once(client, corpus, small_bound, backend):
+    small_bound.CANDIDATES = 3
+    seen, cursor = [], None
+    for _ in range(10):
+        params = {"q": "phishing OR voice", "limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = _search(client, **params)
+        seen += [h["incident"]["id"] for h in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    if backend == "sqlite":  # the 3 newest of 4 matches, each once
+        assert sorted(seen) == sorted([corpus["summary"], corpus["report"], corpus["voice"]])
+    else:
+        assert len(seen) == 4 and len(set(seen)) == 4
