@@ -395,8 +395,9 @@ def mark(snippet: str) -> str:
 # matches (FTS5 walks its doclist newest-first and stops there): if there are no more,
 # everything below is exact; if there are, the ranking covers those candidates, paging
 # ends with them, and total/facets are extrapolated from them, flagged as estimates.
-# Only phrases with document frequency <= SCORED_DF feed bm25 (their count is cheap);
-# commoner ones have idf near zero and only filter. With none left, newest first.
+# Whether the bound was hit is decided by visible rows alone, so the flags reveal nothing.
+# Only phrases with document frequency <= SCORED_DF feed bm25 (counting them is cheap);
+# commoner ones carry little idf (log(N/df)) and only filter. None left: newest first.
 CANDIDATES = 300
 SCORED_DF = 20_000
 DF_PROBE = 64
