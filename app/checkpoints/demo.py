@@ -83,8 +83,10 @@ def load_demo_family(dirs: dict | None = None) -> Iterator[str]:
             if exists is not None:
                 yield f"checkpoint {DEMO_MODEL}@{name}: already hosted"
                 continue
+            # The cache also keeps the training record (demo_family.json); only the
+            # checkpoint's own files are uploaded.
             paths = sorted(p for p in path.iterdir() if p.is_file()
-                           and not p.name.startswith("."))
+                           and not p.name.startswith(".") and p.name != "demo_family.json")
             handles = [(p.name, p.open("rb")) for p in paths]
             try:
                 # Public so that anyone browsing the demo can compare all four sizes.

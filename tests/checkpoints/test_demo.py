@@ -8,6 +8,8 @@ from tests.checkpoints.tiny import tiny_gpt2
 
 def test_demo_family_is_hosted_once_under_a_fictional_lab(settings, client, tmp_path):
     dirs = {"small": tiny_gpt2(tmp_path, 0), "large": tiny_gpt2(tmp_path, 1)}
+    for path in dirs.values():  # as the real cache has it
+        (path / "demo_family.json").write_text("{}")
     first = list(load_demo_family(dirs=dirs))
     assert all("evaluations queued" in line for line in first)
     again = list(load_demo_family(dirs=dirs))
