@@ -432,13 +432,16 @@ def _df(session: Session, words: tuple[str, ...]) -> int:
     return df
 
 
-def _scores(session: Session, parsed: ParsedQuery, ids: list[int]) -> dict[int, float]:
+def _rare_groups(session: Session, parsed: ParsedQuery) -> list[list[tuple[str, ...]]]:
+    return [g for g in parsed.groups if all(_df(session, w) <= SCORED_DF for w in g)]
+
+
+def _scores(session: Session, groups: list, ids: list[int]) -> dict[int, float]:
     """bm25 of the candidates from the query's groups made only of rarer phrases (ANDed
     as in the query, so FTS5 intersects cheaply). A row scores what it would for the whole
     query minus the near-zero-idf phrases; with no such group, {}. `+rowid IN`: FTS5
     walks the id range once and bm25 runs for candidates only (pushed into FTS5 as an
     IN, every id would restart the query and recount the phrases)."""
-    groups = [g for g in parsed.groups if all(_df(session, w) <= SCORED_DF for w in g)]
     if not groups or not ids:
         return {}
     rows = session.execute(text(
@@ -476,7 +479,8 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
     rows = _candidates(session, parsed, where, sort)
     exact = len(rows) <= CANDIDATES
     rows = rows[:CANDIDATES]
-    scores = _scores(session, parsed, [r[0] for r in rows])
+    rare = _rare_groups(session, parsed) if rows else []
+    scores = _scores(session, rare, [r[0] for r in rows])
     if sort == "relevance":
         ranked = sorted((scores.get(r[0], 0.0), -r[0]) for r in rows)
         if params.cursor:
@@ -497,7 +501,9 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
     ids = [i for i, _ in page]
     loaded = {i.id: i for i in session.execute(
         select(Incident).where(Incident.id.in_(ids), where[0])).scalars()} if ids else {}
-    snippets = _snippets(session, parsed, ids, True)
+    # Snippets around the rarer words: every hit holds them, and FTS5 then need not seek
+    # through a common word's huge doclist once per hit.
+    snippets = _snippets(session, ParsedQuery(rare) if rare else parsed, ids, True)
     reads = read_incidents(session, principal, [loaded[i] for i in ids], html=False)
     hits = [Hit(read, -scores.get(read.id, 0.0) or 0.0, snippets.get(read.id))
             for read in reads]
