@@ -52,7 +52,9 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
             sys.exit(2)
         click.echo("migrating the database ...")
         upgrade()
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    # uvloop + httptools (pinned) are picked up automatically; access logs stay off on
+    # the hot path (errors are still logged).
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
 
 
 @main.group()
