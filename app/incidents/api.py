@@ -211,6 +211,8 @@ def _search(principal: Principal, params: SearchParams) -> SearchPage:
         items=[SearchHit(incident=h.incident, score=h.score, snippet=h.snippet)
                for h in result.hits],
         total=result.total, next_cursor=result.next_cursor,
+        total_is_estimate=result.total_is_estimate,
+        facets_are_estimates=result.facets_are_estimates,
         facets={name: [FacetCount(value=v, count=c) for v, c in values]
                 for name, values in result.facets.items()})
 

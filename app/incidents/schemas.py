@@ -127,3 +127,7 @@ class SearchPage(BaseModel):
     total: int
     facets: dict[str, list[FacetCount]]
     next_cursor: str | None = None
+    # True when the match set exceeded the bounded candidate set (SQLite): total and
+    # facet counts are then extrapolated from visible candidates, paging ends with them.
+    total_is_estimate: bool = False
+    facets_are_estimates: bool = False

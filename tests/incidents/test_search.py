@@ -219,8 +219,11 @@ def test_bounded_search_estimates_only_from_visible_rows(client, world, file_inc
         assert (total_est, facets_est) == (True, True)
         assert ids == [public[3], public[2]]  # the two newest visible matches
         assert total >= 3 and cursor is None  # paging ends with the candidates
+        page = _search(client, q="zebra")  # and HTTP callers are told so
+        assert (page["total_is_estimate"], page["facets_are_estimates"]) == (True, True)
     else:  # PostgreSQL's GIN path stays exact
         assert (total, total_est, facets_est) == (4, False, False)
+        assert _search(client, q="zebra")["total_is_estimate"] is False
     coord = _service_search(world.coord.principal, q="zebra")
     assert hidden["id"] in coord[2]
     freeze(EMBARGO + timedelta(seconds=1))
