@@ -101,8 +101,7 @@ def upgrade(url: str | None = None) -> None:
     from alembic import command
 
     url = url or get_settings().database_url
-    # "heads": each domain adds its revisions on its own branch until they are merged.
-    command.upgrade(alembic_config(url), "heads")
+    command.upgrade(alembic_config(url), "head")
 
 
 def has_tables(engine: Engine) -> bool:

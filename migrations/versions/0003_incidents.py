@@ -1,7 +1,7 @@
 """incidents
 
 Revision ID: 0003_incidents
-Revises: 0001_core
+Revises: 0002_agreements
 Create Date: 2026-11-27 19:51:10.070389
 """
 from alembic import op
@@ -12,7 +12,7 @@ from app.incidents import search
 
 
 revision = '0003_incidents'
-down_revision = '0001_core'
+down_revision = '0002_agreements'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Hosted checkpoints, evaluation runs and results.
 
 Revision ID: 0004_checkpoints_evals
-Revises: 0001_core
+Revises: 0003_incidents
 Create Date: 2026-11-27 19:53:50.244430
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = '0004_checkpoints_evals'
-down_revision = '0001_core'
+down_revision = '0003_incidents'
 branch_labels = None
 depends_on = None
 
