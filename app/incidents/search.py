@@ -15,6 +15,7 @@ from sqlalchemy import (
     Double,
     String,
     and_,
+    bindparam,
     cast,
     column,
     exists,
@@ -32,8 +33,14 @@ from sqlmodel import Session
 
 from app.auth.principal import Principal
 from app.errors import BadQuery, Invalid
-from app.incidents.service import read_incidents, visible_incidents
-from app.incidents.tables import Incident, IncidentHarm, IncidentLab, IncidentModel
+from app.incidents.service import build_reads, read_incidents, visible_incidents
+from app.incidents.tables import (
+    Incident,
+    IncidentHarm,
+    IncidentLab,
+    IncidentModel,
+    IncidentReportLink,
+)
 from app.labs.tables import Lab
 from app.models.service import visible_models
 from app.models.tables import AIModel
@@ -372,7 +379,8 @@ def _snippets(session: Session, parsed: ParsedQuery, ids: list[int],
         stmt = text("SELECT rowid, snippet(incident_fts, -1, :a, :b, '…', 24) "
                     "FROM incident_fts WHERE incident_fts MATCH :q AND rowid IN "
                     f"({', '.join(str(int(i)) for i in ids)})")
-        rows = session.execute(stmt, {"a": MARK_OPEN, "b": MARK_CLOSE, "q": to_fts5(parsed)})
+        rows = session.connection().execute(
+            stmt, {"a": MARK_OPEN, "b": MARK_CLOSE, "q": to_fts5(parsed)})
     else:
         body = Incident.title + " — " + Incident.summary + " " + Incident.search_text
         options = (f"StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}, MaxWords=30, MinWords=12, "
@@ -417,7 +425,7 @@ def _df(session: Session, words: tuple[str, ...]) -> int:
     hit = _df_cache.get(key)
     if hit and time.monotonic() - hit[1] < DF_TTL_S:
         return hit[0]
-    ids = session.execute(text(
+    ids = session.connection().execute(text(
         "SELECT rowid FROM incident_fts WHERE incident_fts MATCH :p ORDER BY rowid LIMIT :n"),
         {"p": _phrase(words), "n": DF_PROBE}).scalars().all()
     if len(ids) < DF_PROBE:
@@ -425,7 +433,7 @@ def _df(session: Session, words: tuple[str, ...]) -> int:
     else:
         # Two subqueries: SQLite answers a lone min() or max() from the index end, but
         # scans the whole table for both in one SELECT.
-        lo, hi = session.execute(text("SELECT (SELECT min(id) FROM incident), "
+        lo, hi = session.connection().execute(text("SELECT (SELECT min(id) FROM incident), "
                                       "(SELECT max(id) FROM incident)")).one()
         df = int(DF_PROBE * (hi - lo + 1) / (ids[-1] - lo + 1))
     _df_cache[key] = (df, time.monotonic())
@@ -444,7 +452,7 @@ def _scores(session: Session, groups: list, ids: list[int]) -> dict[int, float]:
     IN, every id would restart the query and recount the phrases)."""
     if not groups or not ids:
         return {}
-    rows = session.execute(text(
+    rows = session.connection().execute(text(
         f"SELECT rowid, {_BM25} FROM incident_fts WHERE incident_fts MATCH :q "
         "AND rowid BETWEEN :lo AND :hi AND +rowid IN (SELECT value FROM json_each(:ids))"),
         {"q": " AND ".join("(" + " OR ".join(_phrase(w) for w in g) + ")" for g in groups),
@@ -452,13 +460,85 @@ def _scores(session: Session, groups: list, ids: list[int]) -> dict[int, float]:
     return dict(rows.all())
 
 
-def _visible_span(session: Session, principal: Principal) -> tuple[int, int]:
-    """Lowest and highest id the caller may see (two short index walks, one statement)."""
-    vis = visible_incidents(principal)
+def _visible_span(session: Session, vis) -> tuple[int, int]:
+    """Lowest and highest id the caller may see (two short index walks, one statement);
+    `vis` is the visibility clause the candidates were selected with (same clock)."""
     first = select(Incident.id).where(vis).order_by(Incident.id).limit(1).scalar_subquery()
     last = select(Incident.id).where(vis).order_by(Incident.id.desc()).limit(1) \
         .scalar_subquery()
-    return tuple(session.execute(select(first, last)).one())
+    return tuple(session.connection().execute(select(first, last)).one())
+
+
+# The link-table facet statement over a JSON list of candidate ids (bound at execution).
+# It depends on the caller only through model visibility, so it is built once per kind of
+# caller and reused: building it costs more than running it.
+_LINK_FACETS: dict[tuple, object] = {}
+
+
+def _candidate_link_facets(principal: Principal):
+    key = (principal.is_coordinator, tuple(sorted(principal.lab_ids)))
+    stmt = _LINK_FACETS.get(key)
+    if stmt is None:
+        listed = func.json_each(bindparam("candidate_ids", type_=String)) \
+            .table_valued("value")
+        m = select(listed.c.value.label("id")).cte("m")
+        if len(_LINK_FACETS) >= 1024:
+            _LINK_FACETS.clear()
+        stmt = _LINK_FACETS[key] = union_all(*_link_facets(m, principal))
+    return stmt
+
+
+_PAGE_COLUMNS = [Incident.id, Incident.title, Incident.summary, Incident.occurred,
+                 Incident.harm_types, Incident.taxonomy_version, Incident.severity,
+                 Incident.stage_ids, Incident.checkpoint_ids, Incident.status,
+                 Incident.duplicate_of, Incident.embargo_until, Incident.version,
+                 Incident.created_at, Incident.updated_at, Incident.reporter_id,
+                 Incident.reporter_contact]
+
+
+def _page_subqueries(principal: Principal) -> tuple:
+    """Correlated subqueries for a page row: its lab slugs and its visible models (JSON
+    arrays, sorted in Python) and its report count. Cached per kind of caller."""
+    key = (principal.is_coordinator, tuple(sorted(principal.lab_ids)))
+    found = _PAGE_SUBQUERIES.get(key)
+    if found is None:
+        labs_of = select(func.json_group_array(Lab.slug)) \
+            .select_from(IncidentLab.__table__.join(Lab, Lab.id == IncidentLab.lab_id)) \
+            .where(IncidentLab.incident_id == Incident.id).scalar_subquery()
+        models_of = select(func.json_group_array(func.json_array(Lab.slug, AIModel.slug))) \
+            .select_from(IncidentModel.__table__
+                         .join(AIModel, AIModel.id == IncidentModel.model_id)
+                         .join(Lab, Lab.id == AIModel.lab_id)) \
+            .where(IncidentModel.incident_id == Incident.id, visible_models(principal)) \
+            .scalar_subquery()
+        reports_of = select(func.count()) \
+            .where(IncidentReportLink.incident_id == Incident.id).scalar_subquery()
+        if len(_PAGE_SUBQUERIES) >= 1024:
+            _PAGE_SUBQUERIES.clear()
+        found = _PAGE_SUBQUERIES[key] = (labs_of, models_of, reports_of)
+    return found
+
+
+_PAGE_SUBQUERIES: dict[tuple, tuple] = {}
+
+
+def _read_page(session: Session, principal: Principal, ids: list[int], vis) -> list:
+    """read_incidents(html=False) for the page, in `ids` order, in one statement: plain
+    rows (no ORM entities, no search_text) with each row's lab slugs, visible models and
+    report count from correlated subqueries. The same visibility clause as the candidates
+    and read_incidents' model visibility; ordering as read_incidents (sorted here)."""
+    if not ids:
+        return []
+    stmt = select(*_PAGE_COLUMNS, *_page_subqueries(principal)) \
+        .where(Incident.id.in_(ids), vis)
+    found, labs, models, counts = {}, {}, {}, {}
+    for row in session.connection().execute(stmt):
+        iid = row[0]
+        found[iid] = row
+        labs[iid] = sorted(json.loads(row[-3]))
+        models[iid] = [f"{lab}/{slug}" for lab, slug in sorted(map(tuple, json.loads(row[-2])))]
+        counts[iid] = row[-1]
+    return build_reads(principal, [found[i] for i in ids], labs, models, counts, html=False)
 
 
 def _candidates(session: Session, parsed: ParsedQuery, where: list, sort: str) -> list:
@@ -499,12 +579,10 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
         i, k = page[-1]
         cursor = _encode([sort, k, i] if sort == "relevance" else [sort, k.isoformat(), i])
     ids = [i for i, _ in page]
-    loaded = {i.id: i for i in session.execute(
-        select(Incident).where(Incident.id.in_(ids), where[0])).scalars()} if ids else {}
     # Snippets around the rarer words: every hit holds them, and FTS5 then need not seek
     # through a common word's huge doclist once per hit.
     snippets = _snippets(session, ParsedQuery(rare) if rare else parsed, ids, True)
-    reads = read_incidents(session, principal, [loaded[i] for i in ids], html=False)
+    reads = _read_page(session, principal, ids, where[0])
     hits = [Hit(read, -scores.get(read.id, 0.0) or 0.0, snippets.get(read.id))
             for read in reads]
     # Facets over the candidates: the scan above already read severity, status and year;
@@ -514,17 +592,17 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
     if params.facets:
         counts = {name: Counter(str(r[col]) for r in rows)
                   for col, name in ((1, "severity"), (2, "status"), (3, "year"))}
-        listed = func.json_each(json.dumps([r[0] for r in rows])).table_valued("value")
-        m = select(listed.c.value.label("id")).cte("m")
         facets = {name: list(counts.get(name, {}).items()) for name in FACETS}
         if rows:
-            for name, value, count in session.execute(union_all(*_link_facets(m, principal))):
+            for name, value, count in session.connection().execute(
+                    _candidate_link_facets(principal),
+                    {"candidate_ids": json.dumps([r[0] for r in rows])}):
                 facets[name].append((str(value), count))
     if not exact:
         # Extrapolate by id density: the candidates are every visible match from the
         # oldest candidate's id up; scale to the caller's visible id span. Built only from
         # visible rows, so embargoed text cannot move it.
-        lo, hi = _visible_span(session, principal)
+        lo, hi = _visible_span(session, where[0])
         factor = (hi - lo + 1) / (hi - rows[-1][0] + 1)
         total = max(CANDIDATES + 1, round(total * factor))
         facets = {name: [(v, max(1, round(c * factor))) for v, c in values]

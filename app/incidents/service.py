@@ -383,6 +383,15 @@ def read_incidents(session: Session, principal: Principal, incidents: list[Incid
             .where(IncidentReportLink.incident_id.in_(ids))
             .group_by(IncidentReportLink.incident_id)):
         counts[iid] = n
+    return build_reads(principal, incidents, labs, models, counts, html)
+
+
+def build_reads(principal: Principal, incidents, labs: dict[int, list[str]],
+                models: dict[int, list[str]], counts: dict[int, int],
+                html: bool) -> list[IncidentRead]:
+    """IncidentRead for each incident (an ORM row or any row with the same attributes),
+    given its lab slugs and visible model refs (each sorted) and report count. Who sees
+    the reporter is decided here only."""
     out = []
     for i in incidents:
         sees_reporter = principal.is_coordinator or (

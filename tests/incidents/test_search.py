@@ -275,3 +275,22 @@ def test_bounded_paging_walks_the_candidates_once(client, corpus, small_bound, b
         assert sorted(seen) == sorted([corpus["summary"], corpus["report"], corpus["voice"]])
     else:
         assert len(seen) == 4 and len(set(seen)) == 4
+
+
+def test_search_hits_read_exactly_as_read_incidents(client, world, corpus, backend):
+    """Search builds its hits with its own batched statement on SQLite: each caller must
+    get exactly what read_incidents gives them (labs, visible models, report counts,
+    reporter fields), in rank order."""
+    from app.auth.principal import ANONYMOUS
+    from app.incidents.search import SearchParams, search_incidents
+    from app.incidents.service import read_incidents
+    from app.incidents.tables import Incident
+    for principal in (ANONYMOUS, world.a_member.principal, world.b_member.principal,
+                      world.coord.principal):
+        for sort in ("relevance", "date"):
+            with session_scope(write=False) as s:
+                hits = [h.incident for h in search_incidents(
+                    s, principal, SearchParams(q="phishing OR voice", sort=sort)).hits]
+                expected = read_incidents(s, principal, [s.get(Incident, h.id) for h in hits],
+                                          html=False)
+            assert len(hits) >= 4 and hits == expected, (principal, sort)
