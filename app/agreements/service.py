@@ -36,12 +36,13 @@ from app.events.service import record
 from app.labs.service import get_lab
 from app.labs.tables import Lab
 from app.markdown import render_markdown
-from app.models.service import check_version, find_model, visible_models
+from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
 from app.plans.service import visible_plans
 from app.plans.tables import ReleasePlan, Stage
 from app.timeutil import utcnow
+from app.versioning import check_version
 
 A = DisclosureAgreement
 TEMPLATES = Path(__file__).parent / "templates"

@@ -26,9 +26,10 @@ from app.incidents.tables import (
 )
 from app.labs.tables import Lab
 from app.markdown import render_markdown
-from app.models.service import bump_version, check_version, find_model, visible_models
+from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.timeutil import utcnow
+from app.versioning import claim_version
 
 TAXONOMY = Path(__file__).parent / "taxonomy" / "harm_types.v1.yaml"
 
@@ -190,15 +191,6 @@ def submit_incident(session: Session, actor: Principal, data: IncidentCreate) ->
     return incident
 
 
-def _writable(session: Session, actor: Principal, incident: Incident,
-              version: int | None) -> Incident:
-    check_version(version, incident.version)
-    bump_version(session, Incident, incident.id, incident.version)
-    incident.version += 1
-    incident.updated_at = utcnow()
-    return incident
-
-
 def update_incident(session: Session, actor: Principal, incident_id: int,
                     data: IncidentUpdate) -> Incident:
     incident = get_incident(session, actor, incident_id)
@@ -208,7 +200,7 @@ def update_incident(session: Session, actor: Principal, incident_id: int,
     if incident.status == "duplicate":
         raise InvalidTransition("a duplicate cannot be edited; edit its target",
                                 field="status")
-    _writable(session, actor, incident, data.version)
+    claim_version(session, incident, data.version)
     for key in ("title", "summary", "occurred", "severity", "stage_ids", "checkpoint_ids"):
         value = getattr(data, key)
         if value is not None:
@@ -270,7 +262,7 @@ def transition_incident(session: Session, actor: Principal, incident_id: int, to
             raise Invalid("an incident cannot duplicate itself", field="duplicate_of")
     elif duplicate_of is not None:
         raise Invalid("only a move to duplicate takes duplicate_of", field="duplicate_of")
-    _writable(session, actor, incident, version)
+    claim_version(session, incident, version)
     before = incident.status
     incident.status = to
     if target is not None:
@@ -282,7 +274,7 @@ def transition_incident(session: Session, actor: Principal, incident_id: int, to
            duplicate_of=incident.duplicate_of)
     if target is not None:
         target = session.get(Incident, target.id)
-        _writable(session, actor, target, target.version)
+        claim_version(session, target, target.version)
         session.add(target)
         session.flush()
         _event(session, actor, target, "merged", merged_from=incident.id)
@@ -307,7 +299,7 @@ def set_embargo(session: Session, actor: Principal, incident_id: int, until,
                 version: int | None) -> Incident:
     actor.require_coordinator()
     incident = get_incident(session, actor, incident_id)
-    _writable(session, actor, incident, version)
+    claim_version(session, incident, version)
     incident.embargo_until = until
     session.add(incident)
     session.flush()

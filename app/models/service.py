@@ -6,7 +6,7 @@ from sqlalchemy import or_, true
 from sqlmodel import Session, select
 
 from app.auth.principal import Principal
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, NotFound
 from app.events.service import record
 from app.labs.service import check_slug, get_lab
 from app.labs.tables import Lab
@@ -14,7 +14,7 @@ from app.markdown import render_markdown
 from app.models.schemas import CardFields, ModelCreate, ModelRead
 from app.models.tables import CARD_SECTIONS, AIModel
 from app.pagination import PageRequest, paginate
-from app.timeutil import utcnow
+from app.versioning import claim_version
 
 CARD_KEYS = tuple(CardFields.model_fields)
 
@@ -78,23 +78,12 @@ def list_models(session: Session, principal: Principal, page: PageRequest,
     return paginate(session, query, AIModel.id, page)
 
 
-def check_version(expected: int | None, current: int) -> None:
-    if expected is None:
-        raise Invalid("send the version you edited (body 'version' or If-Match)",
-                      field="version")
-    if expected != current:
-        raise Conflict(f"version {expected} is stale; the current version is {current}",
-                       field="version", current_version=current)
-
-
 def update_model(session: Session, actor: Principal, model_id: int, version: int | None,
                  name: str | None = None, public: bool | None = None,
                  card: dict | None = None) -> AIModel:
     model = get_model(session, actor, model_id)
     actor.require_member(model.lab_id)
-    check_version(version, model.version)
-    # Compare-and-set first, before any attribute change could be autoflushed.
-    bump_version(session, AIModel, model.id, model.version)
+    claim_version(session, model, version)
     if card:
         merged = {key: getattr(model, key) for key in CARD_KEYS} | card
         for key, value in CardFields.model_validate(merged).model_dump().items():
@@ -103,24 +92,10 @@ def update_model(session: Session, actor: Principal, model_id: int, version: int
         model.name = name
     if public is not None:
         model.public = public
-    model.version += 1
-    model.updated_at = utcnow()
     session.add(model)
     record(session, actor, "model", model.id, "updated", model_state(model),
            lab_id=model.lab_id, visibility="public" if model.public else "lab")
     return model
-
-
-def bump_version(session: Session, table, row_id: int, expected: int) -> None:
-    """Compare-and-set on the version column: the database decides who was first."""
-    from sqlalchemy import update
-
-    result = session.execute(update(table).where(table.id == row_id, table.version == expected)
-                             .values(version=expected + 1)
-                             .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
-        raise Conflict(f"version {expected} is stale; someone else saved first",
-                       field="version")
 
 
 def read_model(session: Session, model: AIModel) -> ModelRead:

@@ -10,7 +10,7 @@ from app.errors import Invalid, InvalidTransition, NotFound
 from app.events.service import record
 from app.labs.tables import Lab
 from app.markdown import render_markdown
-from app.models.service import bump_version, check_version, find_model
+from app.models.service import find_model
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
 from app.plans import cache
@@ -18,6 +18,7 @@ from app.plans.schemas import PlanCreate, PlanRead, PlanUpdate, StageIn, StageRe
 from app.plans.tables import PlanRevision, ReleasePlan, Stage
 from app.plans.transitions import PLAN_MOVES, STAGE_DONE, STAGE_MOVES, check_move
 from app.timeutil import digest, utcnow
+from app.versioning import claim_version
 
 STAGE_CONTENT = tuple(StageIn.model_fields)
 
@@ -111,12 +112,7 @@ def list_plans(session: Session, principal: Principal, page: PageRequest, *,
 def _writable(session: Session, actor: Principal, plan_id: int, version: int | None):
     plan = get_plan(session, actor, plan_id)
     actor.require_member(plan.lab_id)
-    check_version(version, plan.version)
-    # The compare-and-set is what makes two concurrent writers safe: one wins, one 409s.
-    bump_version(session, ReleasePlan, plan.id, plan.version)
-    plan.version += 1
-    plan.updated_at = utcnow()
-    return plan
+    return claim_version(session, plan, version)
 
 
 def revise_plan(session: Session, actor: Principal, plan_id: int,
