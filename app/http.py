@@ -61,6 +61,11 @@ def expected_version(request: Request, body_version: int | None) -> int | None:
     return int(match) if match.isdigit() else None
 
 
+def with_etag(read, status: int = 200) -> Response:
+    """A versioned entity's response: its version is the ETag clients send back in If-Match."""
+    return Response(read, status_code=status, headers={"ETag": f'"{read.version}"'})
+
+
 def domain_error_handler(request: Request, exc: DomainError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return Response(domain_problem(exc, request.url.path), status_code=exc.status,

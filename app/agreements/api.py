@@ -15,12 +15,8 @@ from app.agreements.schemas import (
 )
 from app.auth.principal import Principal
 from app.db import session_scope
-from app.http import PUBLIC, expected_version, get, patch, post
+from app.http import PUBLIC, expected_version, get, patch, post, with_etag
 from app.pagination import Page, PageRequest
-
-
-def _respond(read: AgreementRead, status: int = 200) -> Response[AgreementRead]:
-    return Response(read, status_code=status, headers={"ETag": f'"{read.version}"'})
 
 
 class AgreementController(Controller):
@@ -43,7 +39,7 @@ class AgreementController(Controller):
                         principal: Principal) -> Response[AgreementRead]:
         with session_scope() as session:
             agreement = service.create_agreement(session, principal, data)
-            return _respond(service.read_agreement(session, principal, agreement), 201)
+            return with_etag(service.read_agreement(session, principal, agreement), 201)
 
     @post("/from-template")
     def draft_from_template(self, data: TemplateIn,
@@ -52,13 +48,13 @@ class AgreementController(Controller):
             agreement = service.instantiate_template(
                 session, principal, data.template, data.discloser, data.parties, data.scope,
                 data.starts_at, data.ends_at, data.confidential_until, data.title)
-            return _respond(service.read_agreement(session, principal, agreement), 201)
+            return with_etag(service.read_agreement(session, principal, agreement), 201)
 
     @get("/{agreement_id:int}", opt=PUBLIC)
     def get_agreement(self, agreement_id: int, principal: Principal) -> Response[AgreementRead]:
         with session_scope(write=False) as session:
             agreement = service.get_agreement(session, principal, agreement_id)
-            return _respond(service.read_agreement(session, principal, agreement))
+            return with_etag(service.read_agreement(session, principal, agreement))
 
     @patch("/{agreement_id:int}")
     def revise_agreement(self, agreement_id: int, data: AgreementUpdate, request: Request,
@@ -66,7 +62,7 @@ class AgreementController(Controller):
         data.version = expected_version(request, data.version)
         with session_scope() as session:
             agreement = service.revise_agreement(session, principal, agreement_id, data)
-            return _respond(service.read_agreement(session, principal, agreement))
+            return with_etag(service.read_agreement(session, principal, agreement))
 
     @post("/{agreement_id:int}/transitions", status_code=200)
     def transition_agreement(self, agreement_id: int, data: TransitionIn, request: Request,
@@ -75,7 +71,7 @@ class AgreementController(Controller):
             agreement = service.transition_agreement(
                 session, principal, agreement_id, data.to,
                 expected_version(request, data.version), data.reason)
-            return _respond(service.read_agreement(session, principal, agreement))
+            return with_etag(service.read_agreement(session, principal, agreement))
 
     @post("/{agreement_id:int}/signatures", status_code=201)
     def sign_agreement(self, agreement_id: int, data: SignIn, request: Request,
@@ -83,4 +79,4 @@ class AgreementController(Controller):
         with session_scope() as session:
             agreement = service.sign_agreement(session, principal, agreement_id, data.lab,
                                                expected_version(request, data.version))
-            return _respond(service.read_agreement(session, principal, agreement), 201)
+            return with_etag(service.read_agreement(session, principal, agreement), 201)

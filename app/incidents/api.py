@@ -15,7 +15,7 @@ from litestar.response import Stream
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.errors import Invalid, problem
-from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post
+from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post, with_etag
 from app.incidents import service
 from app.incidents.schemas import (
     DuplicateRead,
@@ -68,10 +68,6 @@ class TokenBucket:
 ANONYMOUS_SUBMISSIONS = TokenBucket(ANON_PER_HOUR, 3600)
 
 
-def _respond(read: IncidentRead, status: int = 200) -> Response:
-    return Response(read, status_code=status, headers={"ETag": f'"{read.version}"'})
-
-
 def _read(session, principal, incident) -> Response:
     if incident.status == "duplicate":
         # A duplicate answers 200 with where it went, forever; the Location header lets
@@ -79,7 +75,7 @@ def _read(session, principal, incident) -> Response:
         location = f"/api/v1/incidents/{incident.duplicate_of}"
         return Response(DuplicateRead(id=incident.id, duplicate_of=incident.duplicate_of,
                                       location=location), headers={"Location": location})
-    return _respond(service.read_incident(session, principal, incident))
+    return with_etag(service.read_incident(session, principal, incident))
 
 
 class IncidentController(Controller):
@@ -100,7 +96,7 @@ class IncidentController(Controller):
                                 headers={"Retry-After": str(math.ceil(wait))})
         with session_scope() as session:
             incident = service.submit_incident(session, principal, data)
-            return _respond(service.read_incident(session, principal, incident), 201)
+            return with_etag(service.read_incident(session, principal, incident), 201)
 
     @get("/", opt=PUBLIC)
     def list_incidents(self, principal: Principal, lab: str | None = None,
@@ -151,7 +147,7 @@ class IncidentController(Controller):
         data.version = expected_version(request, data.version)
         with session_scope() as session:
             incident = service.update_incident(session, principal, incident_id, data)
-            return _respond(service.read_incident(session, principal, incident))
+            return with_etag(service.read_incident(session, principal, incident))
 
     @post("/{incident_id:int}/transitions", status_code=200)
     def transition_incident(self, incident_id: int, data: TransitionIn, request: Request,
@@ -169,7 +165,7 @@ class IncidentController(Controller):
             incident = service.set_embargo(session, principal, incident_id,
                                            data.embargo_until,
                                            expected_version(request, data.version))
-            return _respond(service.read_incident(session, principal, incident))
+            return with_etag(service.read_incident(session, principal, incident))
 
     @get("/{incident_id:int}/reports", opt=PUBLIC)
     def list_reports(self, incident_id: int, principal: Principal) -> list[ReportRead]:
@@ -187,7 +183,7 @@ class IncidentController(Controller):
                     principal: Principal) -> Response[IncidentRead]:
         with session_scope() as session:
             incident = service.link_report(session, principal, incident_id, data.report_id)
-            return _respond(service.read_incident(session, principal, incident))
+            return with_etag(service.read_incident(session, principal, incident))
 
     @delete("/{incident_id:int}/links/{report_id:int}")
     def unlink_report(self, incident_id: int, report_id: int,
@@ -195,7 +191,7 @@ class IncidentController(Controller):
         with session_scope() as session:
             incident = service.link_report(session, principal, incident_id, report_id,
                                            linked=False)
-            return _respond(service.read_incident(session, principal, incident))
+            return with_etag(service.read_incident(session, principal, incident))
 
 
 def _report(report) -> ReportRead:

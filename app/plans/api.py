@@ -8,16 +8,18 @@ from litestar import Controller, Request, Response
 
 from app.auth.principal import Principal
 from app.db import session_scope
-from app.http import PUBLIC, expected_version, get, patch, post
+from app.http import PUBLIC, expected_version, get, patch, post, with_etag
 from app.pagination import Page, PageRequest
 from app.plans import service
 from app.plans.cache import Entry, plan_cache
-from app.plans.schemas import (PlanCreate, PlanRead, PlanUpdate, RevisionRead,
-                               RevisionSummary, TransitionIn)
-
-
-def _respond(plan: PlanRead, status: int = 200) -> Response:
-    return Response(plan, status_code=status, headers={"ETag": f'"{plan.version}"'})
+from app.plans.schemas import (
+    PlanCreate,
+    PlanRead,
+    PlanUpdate,
+    RevisionRead,
+    RevisionSummary,
+    TransitionIn,
+)
 
 
 def _render(plan_id: int, principal: Principal) -> Entry:
@@ -48,7 +50,7 @@ class PlanController(Controller):
     def file_plan(self, data: PlanCreate, principal: Principal) -> Response[PlanRead]:
         with session_scope() as session:
             plan = service.file_plan(session, principal, data)
-            return _respond(service.read_plan(session, plan), 201)
+            return with_etag(service.read_plan(session, plan), 201)
 
     # The hot read path: async, served from the plan cache without a thread hop when
     # the database has not changed and the caller may see the plan.
@@ -66,7 +68,7 @@ class PlanController(Controller):
         data.version = expected_version(request, data.version)
         with session_scope() as session:
             plan = service.revise_plan(session, principal, plan_id, data)
-            return _respond(service.read_plan(session, plan))
+            return with_etag(service.read_plan(session, plan))
 
     @post("/{plan_id:int}/transitions", status_code=200)
     def transition_plan(self, plan_id: int, data: TransitionIn, request: Request,
@@ -75,7 +77,7 @@ class PlanController(Controller):
             plan = service.transition_plan(session, principal, plan_id, data.to,
                                            expected_version(request, data.version),
                                            data.reason)
-            return _respond(service.read_plan(session, plan))
+            return with_etag(service.read_plan(session, plan))
 
     @post("/{plan_id:int}/stages/{position:int}/transitions", status_code=200)
     def transition_stage(self, plan_id: int, position: int, data: TransitionIn,
@@ -84,7 +86,7 @@ class PlanController(Controller):
             plan = service.transition_stage(session, principal, plan_id, position, data.to,
                                             expected_version(request, data.version),
                                             data.actual_date, data.reason)
-            return _respond(service.read_plan(session, plan))
+            return with_etag(service.read_plan(session, plan))
 
     @get("/{plan_id:int}/revisions", opt=PUBLIC)
     def list_revisions(self, plan_id: int, principal: Principal) -> list[RevisionSummary]:
