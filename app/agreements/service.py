@@ -77,17 +77,20 @@ def in_force(agreement: DisclosureAgreement, now: datetime | None = None) -> boo
 
 
 def visible_agreements(principal: Principal, now: datetime | None = None):
-    """WHERE clause. Confidential (before confidential_until, or with no date set): the
-    disclosing lab, party labs and coordinators only; after it, everyone. Drafts: the
-    disclosing lab and coordinators only."""
+    """WHERE clause. An agreement that was never proposed (proposed_at unset: a draft)
+    is seen by the disclosing lab and coordinators only, whatever happens to it. A
+    proposed one (proposed, active, expired or terminated) is also seen by its party
+    labs, and by everyone once confidential_until has passed (never while no date is
+    set)."""
     if principal.is_coordinator:
         return true()
     now = now or utcnow()
-    clauses = [and_(A.status != "draft", A.confidential_until.is_not(None),
+    proposed = A.proposed_at.is_not(None)
+    clauses = [and_(proposed, A.confidential_until.is_not(None),
                     A.confidential_until <= now)]
     if principal.lab_ids:
         clauses.append(A.lab_id.in_(principal.lab_ids))
-        clauses.append(and_(A.status != "draft", exists().where(
+        clauses.append(and_(proposed, exists().where(
             AgreementParty.agreement_id == A.id, AgreementParty.lab_id.in_(principal.lab_ids))))
     return or_(*clauses)
 
@@ -156,7 +159,9 @@ def read_agreements(session: Session, principal: Principal,
         Lab.id.in_({a.lab_id for a in rows}))).all()) if rows else {}
     model_ids = {s.model_id for rs in scope.values() for s in rs if s.model_id}
     stage_ids = {s.stage_id for rs in scope.values() for s in rs if s.stage_id}
-    # Scope entries the viewer may not see (a private model, a draft plan) are left out.
+    checkpoint_ids = {s.checkpoint_id for rs in scope.values() for s in rs if s.checkpoint_id}
+    # Scope entries the viewer may not see (a private model, a plan never filed, a
+    # checkpoint it may not fetch) are left out.
     models = {mid: f"{lab}/{slug}" for mid, lab, slug in session.exec(
         sa_select(AIModel.id, Lab.slug, AIModel.slug).join(Lab, Lab.id == AIModel.lab_id)
         .where(AIModel.id.in_(model_ids), visible_models(principal)))} if model_ids else {}
@@ -167,6 +172,12 @@ def read_agreements(session: Session, principal: Principal,
                   .join(ReleasePlan, ReleasePlan.id == Stage.plan_id)
                   .where(Stage.id.in_(stage_ids), visible_plans(principal)))} \
         if stage_ids else {}
+    from app.checkpoints.service import checkpoint_visibility as visible_checkpoints
+    from app.checkpoints.tables import Checkpoint
+
+    shown_checkpoints = set(session.execute(sa_select(Checkpoint.id).where(
+        Checkpoint.id.in_(checkpoint_ids), visible_checkpoints(principal))).scalars()) \
+        if checkpoint_ids else set()
     out = []
     for a in rows:
         signed = signatures[a.id]
@@ -182,7 +193,8 @@ def read_agreements(session: Session, principal: Principal,
             scope=ScopeRead(
                 models=[models[s.model_id] for s in scope[a.id] if s.model_id in models],
                 stages=[stages[s.stage_id] for s in scope[a.id] if s.stage_id in stages],
-                checkpoints=[s.checkpoint_id for s in scope[a.id] if s.checkpoint_id]),
+                checkpoints=[s.checkpoint_id for s in scope[a.id]
+                             if s.checkpoint_id in shown_checkpoints]),
             terms=a.terms if show_terms else None,
             terms_html=render_markdown(a.terms) if show_terms else None,
             terms_private=a.terms_private, non_commercial=a.non_commercial,
@@ -224,7 +236,7 @@ def _record(session: Session, actor: Principal, agreement: DisclosureAgreement, 
     session.flush()
     # Events follow the agreement's own confidentiality: the disclosing lab until the
     # confidential_until date, then public; drafts and undated ones stay with the lab.
-    public = agreement.status != "draft" and agreement.confidential_until is not None
+    public = agreement.proposed_at is not None and agreement.confidential_until is not None
     record(session, actor, "agreement", agreement.id, action,
            agreement_content(session, agreement), lab_id=agreement.lab_id,
            visibility="public" if public else "lab",

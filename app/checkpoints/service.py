@@ -105,7 +105,7 @@ def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate
     session.add(ckpt)
     session.flush()
     record(session, actor, "checkpoint", ckpt.id, "uploaded", checkpoint_state(ckpt),
-           lab_id=ckpt.lab_id, visibility=_event_visibility(ckpt))
+           lab_id=ckpt.lab_id, visibility=event_visibility(session, ckpt))
     if enqueue:
         from app.evals.service import enqueue_for_checkpoint
 
@@ -113,8 +113,12 @@ def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate
     return ckpt
 
 
-def _event_visibility(ckpt: Checkpoint) -> str:
-    return "public" if ckpt.access_level == "public" else "lab"
+def event_visibility(session: Session, ckpt: Checkpoint) -> str:
+    """The audience an event about this checkpoint (or one of its runs) is written for:
+    public only for a public checkpoint of a public model. Read time also checks the
+    checkpoint's current visibility (events.service.visible_events)."""
+    model = session.get(AIModel, ckpt.model_id)
+    return "public" if ckpt.access_level == "public" and model.public else "lab"
 
 
 def get_checkpoint(session: Session, principal: Principal, checkpoint_id: int) -> Checkpoint:
@@ -144,7 +148,7 @@ def set_access_level(session: Session, actor: Principal, checkpoint_id: int,
     ckpt.access_level = access_level
     session.add(ckpt)
     record(session, actor, "checkpoint", ckpt.id, "access_changed", checkpoint_state(ckpt),
-           lab_id=ckpt.lab_id, visibility=_event_visibility(ckpt))
+           lab_id=ckpt.lab_id, visibility=event_visibility(session, ckpt))
     return ckpt
 
 

@@ -192,8 +192,13 @@ def import_reported(session: Session, actor: Principal, model_id: int,
         rows.append(row)
     session.flush()
     lab = session.get(Lab, model.lab_id)
+    # Public only if every number is: results for a non-public checkpoint keep the
+    # event (and its count) with the lab.
+    public = model.public and all(
+        r.checkpoint_id is None
+        or session.get(Checkpoint, r.checkpoint_id).access_level == "public" for r in rows)
     record(session, actor, "model", model.id, "reported_results_imported",
            {"model": f"{lab.slug}/{model.slug}", "results": [r.result_key for r in rows]},
-           lab_id=model.lab_id, visibility="public" if model.public else "lab",
+           lab_id=model.lab_id, visibility="public" if public else "lab",
            data={"format": data.format, "count": len(rows)})
     return rows

@@ -10,7 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.auth.principal import SYSTEM, Principal
-from app.checkpoints.service import checkpoint_visibility, get_checkpoint
+from app.checkpoints.service import (
+    checkpoint_visibility,
+    event_visibility,
+    get_checkpoint,
+)
 from app.checkpoints.tables import Checkpoint
 from app.db import ROOT
 from app.errors import Conflict, InvalidTransition, NotFound
@@ -77,13 +81,11 @@ def required_suites(session: Session, model: AIModel) -> list[str]:
     return sorted(suites())
 
 
-def _run_visibility(principal: Principal):
+def visible_runs(principal: Principal):
+    """A run is as visible as its checkpoint (which follows its model)."""
     return EvalRun.checkpoint_id.in_(select(Checkpoint.id).where(
         checkpoint_visibility(principal)))
 
-
-def _event_visibility(ckpt: Checkpoint) -> str:
-    return "public" if ckpt.access_level == "public" else "lab"
 
 
 def run_state(run: EvalRun) -> dict:
@@ -106,7 +108,7 @@ def enqueue_run(session: Session, actor: Principal, ckpt: Checkpoint, suite_id: 
     except IntegrityError:
         return None
     record(session, actor, "eval_run", run.id, "queued", run_state(run), lab_id=ckpt.lab_id,
-           visibility=_event_visibility(ckpt))
+           visibility=event_visibility(session, ckpt))
     return run
 
 
@@ -176,13 +178,13 @@ def cancel_run(session: Session, principal: Principal, run_id: int) -> EvalRun:
     run.status, run.finished_at = "cancelled", utcnow()
     session.add(run)
     record(session, principal, "eval_run", run.id, "cancelled", run_state(run),
-           lab_id=ckpt.lab_id, visibility=_event_visibility(ckpt))
+           lab_id=ckpt.lab_id, visibility=event_visibility(session, ckpt))
     return run
 
 
 def get_run(session: Session, principal: Principal, run_id: int) -> EvalRun:
     run = session.exec(select(EvalRun).where(EvalRun.id == run_id,
-                                             _run_visibility(principal))).first()
+                                             visible_runs(principal))).first()
     if run is None:
         raise NotFound(f"no evaluation run {run_id}", field="run_id")
     return run
@@ -191,7 +193,7 @@ def get_run(session: Session, principal: Principal, run_id: int) -> EvalRun:
 def list_runs(session: Session, principal: Principal, page: PageRequest, *,
               model: str | None = None, checkpoint_id: int | None = None,
               status: str | None = None):
-    query = select(EvalRun).where(_run_visibility(principal))
+    query = select(EvalRun).where(visible_runs(principal))
     if model:
         query = query.where(EvalRun.model_id == find_model(session, principal, model).id)
     if checkpoint_id is not None:
@@ -229,7 +231,7 @@ def store_result(session: Session, result: EvalResult) -> EvalResult:
         return existing
 
 
-def _result_visibility(principal: Principal):
+def visible_results(principal: Principal):
     # A result is as visible as its checkpoint; model-level reported results as the model.
     return or_(EvalResult.checkpoint_id.in_(select(Checkpoint.id).where(
                    checkpoint_visibility(principal))),
@@ -241,7 +243,7 @@ def _result_visibility(principal: Principal):
 def list_results(session: Session, principal: Principal, page: PageRequest, *,
                  model: str | None = None, checkpoint_id: int | None = None,
                  suite: str | None = None, source: str | None = None):
-    query = select(EvalResult).where(_result_visibility(principal))
+    query = select(EvalResult).where(visible_results(principal))
     if model:
         query = query.where(EvalResult.model_id == find_model(session, principal, model).id)
     if checkpoint_id is not None:
@@ -255,7 +257,7 @@ def list_results(session: Session, principal: Principal, page: PageRequest, *,
 
 def get_result(session: Session, principal: Principal, result_id: int) -> EvalResult:
     row = session.exec(select(EvalResult).where(EvalResult.id == result_id,
-                                                _result_visibility(principal))).first()
+                                                visible_results(principal))).first()
     if row is None:
         raise NotFound(f"no evaluation result {result_id}", field="result_id")
     return row
@@ -268,10 +270,10 @@ def model_results(session: Session, principal: Principal, model_id: int):
         Checkpoint.model_id == model.id, checkpoint_visibility(principal))
         .order_by(Checkpoint.id)))
     results = list(session.exec(select(EvalResult).where(
-        EvalResult.model_id == model.id, _result_visibility(principal))
+        EvalResult.model_id == model.id, visible_results(principal))
         .order_by(EvalResult.id)))
     runs = list(session.exec(select(EvalRun).where(
-        EvalRun.model_id == model.id, _run_visibility(principal)).order_by(EvalRun.id)))
+        EvalRun.model_id == model.id, visible_runs(principal)).order_by(EvalRun.id)))
     return model, ckpts, results, runs
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import select
 
 from app.auth.principal import SYSTEM
-from app.checkpoints.service import materialise
+from app.checkpoints.service import event_visibility, materialise
 from app.checkpoints.tables import Checkpoint
 from app.db import engine_for, session_scope
 from app.evals import service
@@ -82,7 +82,7 @@ def claim(session, worker_id: str, lease_s: float = LEASE_S) -> tuple[int, int] 
 def _record(session, run: EvalRun, action: str | None = None) -> None:
     ckpt = session.get(Checkpoint, run.checkpoint_id)
     record(session, SYSTEM, "eval_run", run.id, action or run.status, service.run_state(run),
-           lab_id=ckpt.lab_id, visibility="public" if ckpt.access_level == "public" else "lab")
+           lab_id=ckpt.lab_id, visibility=event_visibility(session, ckpt))
 
 
 def _mine(run_id: int, worker_id: str, attempt: int):

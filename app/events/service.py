@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, true
+from sqlalchemy import String, and_, cast, or_, true
 from sqlmodel import Session, select
 
 from app.auth.principal import Principal
@@ -26,7 +26,14 @@ def record(session: Session, actor: Principal, entity_type: str, entity_id: Any,
 
 
 def visible_events(principal: Principal):
-    """The WHERE clause for events this principal may read."""
+    """The WHERE clause for events this principal may read.
+
+    Two rules, both must hold. (1) The event's own audience, fixed when it was written
+    (public from visible_from, the lab, or only the actor): it keeps what was confidential
+    at the time confidential. (2) The entity the event is about must be visible to the
+    caller now, by that entity's own visible_* filter, so making a model private later
+    hides its old events, its checkpoints' and its runs' events too.
+    """
     if principal.is_coordinator:
         return true()
     now = utcnow()
@@ -37,6 +44,46 @@ def visible_events(principal: Principal):
         clauses.append(and_(Event.visibility != "private", Event.lab_id.in_(principal.lab_ids)))
     if principal.user_id is not None:
         clauses.append(Event.actor_id == principal.user_id)
+    return and_(or_(*clauses), entity_visible(principal))
+
+
+# Entity types whose events carry no parent but their lab (labs are public; users, tokens
+# and memberships are private or lab events): rule (1) alone decides.
+OWN_AUDIENCE = ("lab", "user", "token", "membership")
+
+
+def entity_visible(principal: Principal):
+    """Rule (2): the event's entity passes its visible_* filter. An entity type with no
+    rule here is shown to coordinators only (fail closed): a new kind of event needs a
+    line below."""
+    # Imported here: every domain imports record() from this module.
+    from app.agreements.service import visible_agreements
+    from app.checkpoints.service import checkpoint_visibility
+    from app.checkpoints.tables import Checkpoint
+    from app.evals.service import visible_runs
+    from app.evals.tables import EvalRun
+    from app.incidents.service import reachable
+    from app.incidents.tables import Incident
+    from app.models.service import visible_models
+    from app.models.tables import AIModel
+    from app.plans.service import visible_plans
+    from app.plans.tables import ReleasePlan
+    from app.agreements.tables import DisclosureAgreement
+
+    rules = {
+        "plan": (ReleasePlan, visible_plans(principal)),
+        "model": (AIModel, visible_models(principal)),
+        "checkpoint": (Checkpoint, checkpoint_visibility(principal)),
+        "eval_run": (EvalRun, visible_runs(principal)),
+        "agreement": (DisclosureAgreement, visible_agreements(principal)),
+        "incident": (Incident, reachable(principal)),
+    }
+    # entity_id is text; comparing it with the ids cast to text keeps the subquery
+    # uncorrelated (evaluated once) and never casts a non-numeric entity_id.
+    clauses = [and_(Event.entity_type == kind,
+                    Event.entity_id.in_(select(cast(table.id, String)).where(where)))
+               for kind, (table, where) in rules.items()]
+    clauses.append(Event.entity_type.in_(OWN_AUDIENCE))
     return or_(*clauses)
 
 

@@ -238,17 +238,19 @@ def _decode(cursor: str, sort: str) -> list:
                       field="cursor") from None
 
 
-def _filters(params: SearchParams) -> list:
+def _filters(params: SearchParams, principal: Principal) -> list:
     out = [Incident.status != "duplicate"]
     if params.lab:
         out.append(exists().where(IncidentLab.incident_id == Incident.id,
                                   IncidentLab.lab_id == Lab.id, Lab.slug == params.lab))
     if params.model:
         lab_slug, _, slug = params.model.partition("/")
+        # Only a model the caller may see matches: a hidden model filters like a
+        # missing one (no rows), never like a visible one.
         out.append(exists().where(IncidentModel.incident_id == Incident.id,
                                   IncidentModel.model_id == AIModel.id,
                                   AIModel.lab_id == Lab.id, Lab.slug == lab_slug,
-                                  AIModel.slug == slug))
+                                  AIModel.slug == slug, visible_models(principal)))
     if params.harm_type:
         out.append(exists().where(IncidentHarm.incident_id == Incident.id,
                                   IncidentHarm.harm_type == params.harm_type))
@@ -273,7 +275,7 @@ def search_incidents(session: Session, principal: Principal,
     parsed = parse_query(params.q) if params.q and params.q.strip() else None
     sort = params.sort if parsed else "date"
     sqlite = session.get_bind().dialect.name == "sqlite"
-    where = [visible_incidents(principal), *_filters(params)]
+    where = [visible_incidents(principal), *_filters(params, principal)]
     key = None
     if parsed is not None and sqlite:
         return _search_bounded(session, principal, params, parsed, where, sort)

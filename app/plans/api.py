@@ -28,7 +28,8 @@ def _render(plan_id: int, principal: Principal) -> Entry:
     with session_scope(write=False) as session:
         plan = service.get_plan(session, principal, plan_id)
         body = service.read_plan(session, plan).model_dump_json().encode()
-        entry = Entry(body, plan.lab_id, plan.status != "draft", plan.version)
+        # "public" means an anonymous caller may read it: asked of the same SQL filter.
+        entry = Entry(body, plan.lab_id, service.is_public(session, plan.id), plan.version)
     cache.put(plan_id, entry, token)
     return entry
 

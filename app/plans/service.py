@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, true
+from sqlalchemy import and_, or_, true
 from sqlmodel import Session, select
 
-from app.auth.principal import Principal
+from app.auth.principal import ANONYMOUS, Principal
 from app.errors import Invalid, InvalidTransition, NotFound
 from app.events.service import record
 from app.labs.tables import Lab
 from app.markdown import render_markdown
-from app.models.service import find_model
+from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
 from app.plans import cache
@@ -24,10 +24,16 @@ STAGE_CONTENT = tuple(StageIn.model_fields)
 
 
 def visible_plans(principal: Principal):
-    """Drafts belong to their lab (and coordinators); everything filed is public."""
+    """WHERE clause. Public: a plan that was filed (filed_at is set: filed, active,
+    completed, or withdrawn after filing) of a model the caller may see. A plan that was
+    never filed (a draft, or a draft withdrawn) stays with its lab and coordinators for
+    ever, and so does every plan of a private model: naming it would reveal the model.
+    Its stages, revisions, diffs and events follow it."""
     if principal.is_coordinator:
         return true()
-    clauses = [ReleasePlan.status != "draft"]
+    clauses = [and_(ReleasePlan.filed_at.is_not(None),
+                    ReleasePlan.model_id.in_(select(AIModel.id).where(
+                        visible_models(principal))))]
     if principal.lab_ids:
         clauses.append(ReleasePlan.lab_id.in_(principal.lab_ids))
     return or_(*clauses)
@@ -68,7 +74,7 @@ def _changed(session: Session, actor: Principal, plan: ReleasePlan, action: str,
                              author=actor.name, change=change, content=content,
                              digest=digest(content)))
     record(session, actor, "plan", plan.id, action, content, lab_id=plan.lab_id,
-           visibility="lab" if plan.status == "draft" else "public",
+           visibility="public" if is_public(session, plan.id) else "lab",
            data={"revision": number, "version": plan.version})
     cache.drop_on_commit(session, plan.id)
 
@@ -95,6 +101,12 @@ def get_plan(session: Session, principal: Principal, plan_id: int) -> ReleasePla
     if plan is None:
         raise NotFound(f"no plan {plan_id}", field="plan_id")
     return plan
+
+
+def is_public(session: Session, plan_id: int) -> bool:
+    """May an anonymous caller read this plan now? (The same filter, not a second rule.)"""
+    query = select(ReleasePlan.id).where(ReleasePlan.id == plan_id, visible_plans(ANONYMOUS))
+    return session.exec(query).first() is not None
 
 
 def list_plans(session: Session, principal: Principal, page: PageRequest, *,
