@@ -184,10 +184,9 @@ LIST_QUERIES = {
 }
 # Path templates with more than an id: what else to fill in.
 EXTRA = {
-    "/api/v1/plans/{plan_id:int}/revisions/{number:int}": [{"number": n} for n in (1, 2, 3)],
-    "/api/v1/plans/{plan_id:int}/diff": [{"?": "?a=1&b=2"}, {"?": "?a=1&b=3"}],
-    "/api/v1/checkpoints/{checkpoint_id:int}/files/{name:str}": [
-        {"name": "config.json"}, {"name": "model.safetensors"}],
+    "/api/v1/plans/{plan_id:int}/revisions/{number:int}": [{"number": 1}, {"number": 2}],
+    "/api/v1/plans/{plan_id:int}/diff": [{"?": "?a=1&b=2"}],
+    "/api/v1/checkpoints/{checkpoint_id:int}/files/{name:str}": [{"name": "config.json"}],
 }
 
 
@@ -197,9 +196,10 @@ def get_routes(app) -> list[str]:
     return [p for p in paths if p not in NOT_WALKED and not p.startswith(NOT_WALKED_PREFIXES)]
 
 
-def requests_for(app, ids: range, refs: dict[str, list[str]]) -> list[str]:
+def requests_for(app, ids: dict[str, range], refs: dict[str, list[str]]) -> list[str]:
     """Every URL the outsiders ask: lists with filters (`refs` fills {model}, {lab}), and
-    each detail route for every id in `ids` (visible, hidden and never-used ids alike)."""
+    each detail route for every id in `ids[param]` (visible, hidden and never-used ids
+    alike)."""
     urls = []
     for path in get_routes(app):
         if "{" not in path:
@@ -215,15 +215,15 @@ def requests_for(app, ids: range, refs: dict[str, list[str]]) -> list[str]:
         if path == "/api/v1/labs/{slug:str}":
             urls += [f"/api/v1/labs/{lab}" for lab in refs["lab"]]
             continue
+        params = [seg[1:-1].split(":")[0] for seg in path.split("/") if seg.startswith("{")]
+        main = params[0]  # the entity id: the first parameter of every detail route
         for extra in EXTRA.get(path, [{}]):
-            for i in ids:
-                url = path.split("?")[0]
-                for segment in url.split("/"):
-                    if segment.startswith("{") and segment.endswith(":int}"):
-                        name = segment[1:-5]
-                        url = url.replace(segment, str(extra.get(name, i)))
-                    elif segment.startswith("{"):
-                        url = url.replace(segment, extra[segment[1:].split(":")[0]])
+            for i in ids[main]:
+                values = {main: str(i), **{k: str(v) for k, v in extra.items() if k != "?"}}
+                url = path
+                for seg in path.split("/"):
+                    if seg.startswith("{"):
+                        url = url.replace(seg, values[seg[1:-1].split(":")[0]])
                 urls.append(url + extra.get("?", ""))
     return urls
 

@@ -58,6 +58,7 @@ def entity_visible(principal: Principal):
     line below."""
     # Imported here: every domain imports record() from this module.
     from app.agreements.service import visible_agreements
+    from app.agreements.tables import DisclosureAgreement
     from app.checkpoints.service import checkpoint_visibility
     from app.checkpoints.tables import Checkpoint
     from app.evals.service import visible_runs
@@ -68,7 +69,6 @@ def entity_visible(principal: Principal):
     from app.models.tables import AIModel
     from app.plans.service import visible_plans
     from app.plans.tables import ReleasePlan
-    from app.agreements.tables import DisclosureAgreement
 
     rules = {
         "plan": (ReleasePlan, visible_plans(principal)),
