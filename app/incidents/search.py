@@ -396,7 +396,7 @@ def mark(snippet: str) -> str:
 # frequency and each row by the average row length, both counted over the whole table,
 # hidden rows included: a caller could read the words of embargoed incidents off a
 # score. Here a row's score is computed from that row alone (_score: per-column match
-# counts from FTS5's highlight(), saturated and length-normalised against fixed lengths,
+# counts from FTS5's highlight(), saturated and length-normalised against fixed lengths:
 # BM25's tf part without its idf), so nothing but the row itself can move it.
 CANDIDATES = 300
 # Column weights (title, summary, linked reports), and the BM25 tf shape with fixed
@@ -407,18 +407,18 @@ K1, B = 1.2, 0.75
 SNIPPET_WORDS = 24
 _HIGHLIGHTS = [func.highlight(literal_column("incident_fts"), col, MARK_OPEN, MARK_CLOSE)
                for col in range(3)]
-_MARKED = re.compile(f"{MARK_OPEN}([^{MARK_CLOSE}]*){MARK_CLOSE}")
 
 
 def _score(columns: tuple[str, ...]) -> float:
-    """Higher is better. Each distinct matched form (as written, lowercased) counts with
-    saturating term frequency, so covering more of the query beats repeating one word."""
+    """Higher is better. Per column: tf = matched instances (markers in its highlight),
+    its length in words (spaces + 1), weight * tf * (K1 + 1) / (tf + K1 * (1 - B + B *
+    length / reference)); summed. Runs for every candidate, so it only counts characters
+    (str.count is C); SQL would evaluate highlight() once per reference to it."""
     total = 0.0
     for text_, weight, reference in zip(columns, WEIGHTS, REFERENCE_WORDS, strict=True):
-        if not text_ or MARK_OPEN not in text_:
-            continue
-        norm = K1 * (1 - B + B * len(text_.split()) / reference)
-        for tf in Counter(m.lower() for m in _MARKED.findall(text_)).values():
+        tf = text_.count(MARK_OPEN) if text_ else 0
+        if tf:
+            norm = K1 * (1 - B + B * (text_.count(" ") + 1) / reference)
             total += weight * tf * (K1 + 1) / (tf + norm)
     return round(total, 9)
 
