@@ -71,7 +71,11 @@ ANONYMOUS_SUBMISSIONS = TokenBucket(ANON_PER_HOUR, 3600)
 def _read(session, principal, incident) -> Response:
     if incident.status == "duplicate":
         # A duplicate answers 200 with where it went, forever; the Location header lets
-        # clients follow it like a redirect without losing the duplicate's own id.
+        # clients follow it like a redirect without losing the duplicate's own id. Where
+        # the caller may not see the target (embargoed, another lab's), only that it was
+        # merged: no id, no Location.
+        if not service.sees_target(session, principal, incident):
+            return Response(DuplicateRead(id=incident.id, duplicate_of=None, location=None))
         location = f"/api/v1/incidents/{incident.duplicate_of}"
         return Response(DuplicateRead(id=incident.id, duplicate_of=incident.duplicate_of,
                                       location=location), headers={"Location": location})

@@ -104,11 +104,12 @@ class IncidentRead(BaseModel):
 
 
 class DuplicateRead(BaseModel):
-    """What a duplicate answers forever: where the incident now lives."""
+    """What a duplicate answers forever: where the incident now lives (null where the
+    caller may not see that incident)."""
     id: int
     status: Literal["duplicate"] = "duplicate"
-    duplicate_of: int
-    location: str
+    duplicate_of: int | None
+    location: str | None
 
 
 class FacetCount(BaseModel):
