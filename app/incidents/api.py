@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import threading
 import time
@@ -13,6 +11,7 @@ from litestar import Controller, Request, Response
 from litestar.response import Stream
 
 from app.auth.principal import Principal
+from app.csvcells import SafeCSV
 from app.db import session_scope
 from app.errors import Invalid, problem
 from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post, with_etag
@@ -233,17 +232,15 @@ CSV_COLUMNS = ("id", "title", "status", "severity", "occurred", "harm_types", "l
 
 
 def _export_csv(principal: Principal):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    """Every text cell is spreadsheet-safe (app.csvcells): titles and summaries come from
+    anonymous submitters and end up opened in spreadsheets."""
+    out = SafeCSV()
+    out.row(CSV_COLUMNS)
     with session_scope(write=False) as session:
         for batch in service.export_batches(session, principal):
             for read in batch:
                 row = read.model_dump(mode="json")
-                writer.writerow([";".join(row[c]) if isinstance(row[c], list) else
-                                 ("" if row[c] is None else row[c]) for c in CSV_COLUMNS])
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
-
+                out.row([";".join(row[c]) if isinstance(row[c], list) else
+                         ("" if row[c] is None else row[c]) for c in CSV_COLUMNS])
+            yield out.take()
+    yield out.take()
