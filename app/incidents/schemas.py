@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from app.urls import HttpURL
+
 Severity = Literal["low", "medium", "high", "critical"]
 # Size limits: a public form must not become a file store (413 for the whole body).
 MAX_TEXT = 20_000
@@ -16,7 +18,7 @@ MAX_REPORT = 50_000
 class ReportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=MAX_REPORT, description="Markdown")
-    url: str | None = Field(default=None, max_length=2000)
+    url: HttpURL | None = Field(default=None, max_length=2000)
 
 
 class IncidentCreate(BaseModel):
