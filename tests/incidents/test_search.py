@@ -283,3 +283,17 @@ def test_search_hits_read_exactly_as_read_incidents(client, world, corpus, backe
                 expected = read_incidents(s, principal, [s.get(Incident, h.id) for h in hits],
                                           html=False)
             assert len(hits) >= 4 and hits == expected, (principal, sort)
+
+
+def test_text_cannot_carry_the_match_markers(client, world):
+    """Search counts its private-use markers to score and to build <mark>: text holding
+    them could rank itself first or forge tags, so it is refused, naming the field."""
+    base = {"title": "Ok", "occurred": "2019-06-01", "harm_types": ["spam"],
+            "severity": "low"}
+    for field, body in (("title", {**base, "title": "\ue000win\ue001"}),
+                        ("summary", {**base, "summary": "x\ue000"}),
+                        ("reports.0.text", {**base, "reports": [{"text": "\ue001"}]})):
+        r = client.post(URL, json=body, headers=world.a_member.headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == field
+    assert _search(client, world.coord.headers)["total"] == 0
