@@ -77,3 +77,21 @@ def test_reported_result_source_url(client, world, backend):
                     json={"format": "lm-eval-harness", "content": {"results": {}},
                           "source_url": "javascript:alert(1)"})
     assert _field(r).endswith("source_url")
+
+
+def test_a_stored_non_http_report_url_is_never_served(client, world, backend):
+    """Rows written before the check (or by hand) answer url null, not a javascript: link."""
+    from app.incidents.tables import IncidentReport, IncidentReportLink
+    r = client.post("/api/v1/incidents", headers=world.a_member.headers, json={
+        "title": "Old", "occurred": "2019-06-01", "harm_types": ["spam"], "severity": "low",
+        "labs": ["lab-a"]})
+    iid = r.json()["id"]
+    with session_scope() as s:
+        for url in ("javascript:alert(1)", "https://ok.example/"):
+            report = IncidentReport(text="old", url=url)
+            s.add(report)
+            s.flush()
+            s.add(IncidentReportLink(incident_id=iid, report_id=report.id))
+    urls = [x["url"] for x in client.get(f"/api/v1/incidents/{iid}/reports",
+                                         headers=world.a_member.headers).json()]
+    assert urls == [None, "https://ok.example/"]

@@ -32,6 +32,7 @@ from app.incidents.schemas import (
 )
 from app.incidents.search import SearchParams, search_incidents
 from app.markdown import render_markdown
+from app.urls import check_http_url
 
 # A public form: at most this many anonymous submissions per client address per hour,
 # and no body over this size (413 before any parsing).
@@ -200,6 +201,12 @@ class IncidentController(Controller):
 def _report(report) -> ReportRead:
     read = ReportRead.model_validate(report)
     read.text_html = render_markdown(report.text)
+    # Rows stored before URLs were checked on input must not become links either.
+    if read.url is not None:
+        try:
+            check_http_url(read.url)
+        except ValueError:
+            read.url = None
     return read
 
 
