@@ -398,15 +398,18 @@ def mark(snippet: str) -> str:
 # score. Here a row's score is computed from that row alone (_score: per-column match
 # counts from FTS5's highlight(), saturated and length-normalised against fixed lengths:
 # BM25's tf part without its idf), so nothing but the row itself can move it.
+# Only title and summary are scored (highlight() re-tokenises the text, and their size is
+# capped and moderated); linked reports are text any signed-in user can add to without
+# limit, so a match only there scores 0 and ranks after the others, newest first.
 CANDIDATES = 300
-# Column weights (title, summary, linked reports), and the BM25 tf shape with fixed
-# reference lengths in words instead of corpus averages.
-WEIGHTS = (10.0, 4.0, 1.0)
-REFERENCE_WORDS = (8, 80, 200)
+# Column weights (title, summary), and the BM25 tf shape with fixed reference lengths
+# in words instead of corpus averages.
+WEIGHTS = (10.0, 4.0)
+REFERENCE_WORDS = (8, 80)
 K1, B = 1.2, 0.75
 SNIPPET_WORDS = 24
 _HIGHLIGHTS = [func.highlight(literal_column("incident_fts"), col, MARK_OPEN, MARK_CLOSE)
-               for col in range(3)]
+               for col in range(len(WEIGHTS))]
 
 
 def _score(columns: tuple[str, ...]) -> float:
@@ -423,10 +426,12 @@ def _score(columns: tuple[str, ...]) -> float:
     return round(total, 9)
 
 
-def _snippet_of(columns: tuple[str, ...]) -> str:
+def _snippet_of(columns: tuple[str, ...]) -> str | None:
     """About SNIPPET_WORDS words of the column with the most matches, around its densest
-    run of matches, '…' where cut; from this row's highlight only."""
+    run of matches, '…' where cut; from this row's highlight only. None: no match there."""
     text_ = max(columns, key=lambda c: (c or "").count(MARK_OPEN)) or ""
+    if MARK_OPEN not in text_:
+        return None
     words = text_.split()
     if len(words) <= SNIPPET_WORDS:
         return mark(" ".join(words))
@@ -448,6 +453,19 @@ def _snippet_of(columns: tuple[str, ...]) -> str:
         body += MARK_CLOSE
     return mark(("…" if start else "") + body
                 + ("…" if start + SNIPPET_WORDS < len(words) else ""))
+
+
+def _report_snippets(session: Session, parsed: ParsedQuery, ids: list[int]) -> dict:
+    """FTS5's snippet() from the linked reports, for page rows that match only there
+    (at most one page of rows; the ids already passed the visibility clause)."""
+    if not ids:
+        return {}
+    rows = session.connection().execute(text(
+        "SELECT rowid, snippet(incident_fts, 2, :a, :b, '…', 24) FROM incident_fts "
+        "WHERE incident_fts MATCH :q AND rowid IN "
+        f"({', '.join(str(int(i)) for i in ids)})"),
+        {"a": MARK_OPEN, "b": MARK_CLOSE, "q": to_fts5(parsed)})
+    return {rid: mark(snippet) for rid, snippet in rows}
 
 
 def _visible_span(session: Session, vis) -> tuple[int, int]:
@@ -532,7 +550,7 @@ def _read_page(session: Session, principal: Principal, ids: list[int], vis) -> l
 
 
 def _candidates(session: Session, parsed: ParsedQuery, where: list, sort: str) -> list:
-    """(id, severity, status, year, occurred, title, summary, reports highlighted) of the
+    """(id, severity, status, year, occurred, title and summary highlighted) of the
     newest CANDIDATES + 1 visible matches. `rowid + 0`: FTS5 must drive (newest-first,
     consuming ORDER BY and LIMIT) and look each incident up by primary key, never be
     probed once per incident. highlight() runs on the row FTS5 is positioned on."""
@@ -549,7 +567,7 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
     rows = _candidates(session, parsed, where, sort)
     exact = len(rows) <= CANDIDATES
     rows = rows[:CANDIDATES]
-    marked = {r[0]: r[5:8] for r in rows}
+    marked = {r[0]: r[5:7] for r in rows}
     scores = {i: _score(columns) for i, columns in marked.items()}
     if sort == "relevance":
         ranked = sorted((-scores[r[0]], -r[0]) for r in rows)
@@ -570,7 +588,9 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
         cursor = _encode([sort, k, i] if sort == "relevance" else [sort, k.isoformat(), i])
     ids = [i for i, _ in page]
     reads = _read_page(session, principal, ids, where[0])
-    hits = [Hit(read, scores[read.id], _snippet_of(marked[read.id])) for read in reads]
+    snippets = {i: _snippet_of(marked[i]) for i in ids}
+    snippets.update(_report_snippets(session, parsed, [i for i in ids if not snippets[i]]))
+    hits = [Hit(read, scores[read.id], snippets.get(read.id)) for read in reads]
     # Facets over the candidates: the scan above already read severity, status and year;
     # the link tables are joined from a JSON list of the candidate ids (one parameter).
     total = len(rows)

@@ -112,6 +112,8 @@ def test_ranking_snippets_facets(client, corpus, backend):
         assert "&lt;script&gt;" in first["snippet"]
     assert "<mark>Phishing</mark>" in first["snippet"]
     assert first["score"] > page["items"][1]["score"] > page["items"][2]["score"]
+    # A match only in a linked report still gets a snippet from the report.
+    assert "<mark>phishing</mark>" in page["items"][2]["snippet"]
     f = {k: {x["value"]: x["count"] for x in v} for k, v in page["facets"].items()}
     assert f["severity"] == {"high": 1, "low": 2}
     assert f["lab"] == {"lab-a": 2, "lab-b": 1}
