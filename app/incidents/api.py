@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import threading
 import time
@@ -13,6 +11,7 @@ from litestar import Controller, Request, Response
 from litestar.response import Stream
 
 from app.auth.principal import Principal
+from app.csvcells import SafeCSV
 from app.db import session_scope
 from app.errors import Invalid, problem
 from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post, with_etag
@@ -33,6 +32,7 @@ from app.incidents.schemas import (
 )
 from app.incidents.search import SearchParams, search_incidents
 from app.markdown import render_markdown
+from app.urls import check_http_url
 
 # A public form: at most this many anonymous submissions per client address per hour,
 # and no body over this size (413 before any parsing).
@@ -71,7 +71,11 @@ ANONYMOUS_SUBMISSIONS = TokenBucket(ANON_PER_HOUR, 3600)
 def _read(session, principal, incident) -> Response:
     if incident.status == "duplicate":
         # A duplicate answers 200 with where it went, forever; the Location header lets
-        # clients follow it like a redirect without losing the duplicate's own id.
+        # clients follow it like a redirect without losing the duplicate's own id. Where
+        # the caller may not see the target (embargoed, another lab's), only that it was
+        # merged: no id, no Location.
+        if not service.sees_target(session, principal, incident):
+            return Response(DuplicateRead(id=incident.id, duplicate_of=None, location=None))
         location = f"/api/v1/incidents/{incident.duplicate_of}"
         return Response(DuplicateRead(id=incident.id, duplicate_of=incident.duplicate_of,
                                       location=location), headers={"Location": location})
@@ -197,6 +201,12 @@ class IncidentController(Controller):
 def _report(report) -> ReportRead:
     read = ReportRead.model_validate(report)
     read.text_html = render_markdown(report.text)
+    # Rows stored before URLs were checked on input must not become links either.
+    if read.url is not None:
+        try:
+            check_http_url(read.url)
+        except ValueError:
+            read.url = None
     return read
 
 
@@ -229,17 +239,15 @@ CSV_COLUMNS = ("id", "title", "status", "severity", "occurred", "harm_types", "l
 
 
 def _export_csv(principal: Principal):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    """Every text cell is spreadsheet-safe (app.csvcells): titles and summaries come from
+    anonymous submitters and end up opened in spreadsheets."""
+    out = SafeCSV()
+    out.row(CSV_COLUMNS)
     with session_scope(write=False) as session:
         for batch in service.export_batches(session, principal):
             for read in batch:
                 row = read.model_dump(mode="json")
-                writer.writerow([";".join(row[c]) if isinstance(row[c], list) else
-                                 ("" if row[c] is None else row[c]) for c in CSV_COLUMNS])
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
-
+                out.row([";".join(row[c]) if isinstance(row[c], list) else
+                         ("" if row[c] is None else row[c]) for c in CSV_COLUMNS])
+            yield out.take()
+    yield out.take()
