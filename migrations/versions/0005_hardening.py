@@ -4,12 +4,11 @@ Revision ID: 0005_hardening
 Revises: 0004_checkpoints_evals
 Create Date: 2026-11-28 04:15:00
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
 
 from app.events import guard
-
 
 revision = '0005_hardening'
 down_revision = '0004_checkpoints_evals'

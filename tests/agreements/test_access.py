@@ -13,8 +13,7 @@ from app.auth.principal import ANONYMOUS
 from app.db import get_engine, session_scope
 from app.labs.service import get_lab
 from app.timeutil import freeze, utcnow
-from tests.agreements.conftest import (API, active, draft, ok, propose, real_checkpoints,
-                                      sign)
+from tests.agreements.conftest import API, active, draft, ok, propose, real_checkpoints, sign
 
 # Stands in for the checkpoint table, which another domain owns: same column names.
 _meta = MetaData()
