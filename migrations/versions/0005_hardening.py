@@ -83,8 +83,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    with op.batch_alter_table('user', schema=None) as batch_op:
-        batch_op.drop_column('deactivated_at')
+    # Native DROP COLUMN (SQLite >= 3.35): a batch rebuild would drop "user", which every
+    # token, membership and event references.
+    op.execute('ALTER TABLE "user" DROP COLUMN deactivated_at')
     with op.batch_alter_table('rate_counter', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rate_counter_window_start'))
     op.drop_table('rate_counter')
