@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -28,6 +29,8 @@ LEASE_S = 120.0
 MAX_ATTEMPTS = 3
 POLL_S = 2.0
 ENQUEUE_EVERY_S = 60.0
+# An upload staging file untouched this long belongs to a server that died mid-upload.
+STAGING_MAX_AGE_S = 3600.0
 # One suite at a time per process: transformers' from_pretrained is not thread-safe (it
 # patches module globals while loading) and torch already uses every core for one model.
 _RUN_LOCK = threading.Lock()
@@ -214,8 +217,6 @@ def run_transfer(settings: Settings, family: list[Checkpoint], workdir, corpus, 
                  device: str | None, config_overrides: dict | None, lease: Lease):
     """One matrix-shaped result for a model's checkpoints: detector trained on row, tested
     on column. Returns (SuiteResult, digest naming the exact set of checkpoints)."""
-    import time
-
     from app.evals import runner, suites
 
     t0 = time.perf_counter()
@@ -280,6 +281,21 @@ def remove_stale_workdirs(settings: Settings, engine) -> int:
     return removed
 
 
+def remove_stale_uploads(settings: Settings, max_age_s: float = STAGING_MAX_AGE_S) -> int:
+    """Delete upload staging files (`<blobs>/tmp/upload-*`) a killed server left behind.
+    An upload in progress writes its file continuously, so only untouched ones go."""
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for path in (settings.blob_dir / "tmp").glob("upload-*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # another process cleaned it or committed it first
+            pass
+    return removed
+
+
 def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.Event | None = None,
                worker_id: str | None = None, corpus=None, config_overrides: dict | None = None,
                lease_s: float = LEASE_S, poll_s: float = POLL_S, device: str | None = None,
@@ -293,6 +309,7 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
     stop_event = stop_event or threading.Event()
     done, last_enqueue = 0, None
     remove_stale_workdirs(settings, engine)
+    remove_stale_uploads(settings)
     while not stop_event.is_set():
         now = utcnow()
         if enqueue_every_s is not None and (
@@ -305,6 +322,7 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
             claimed = claim(s, worker_id, lease_s)
         if claimed is not None:
             remove_stale_workdirs(settings, engine)
+            remove_stale_uploads(settings)
         if claimed is None:
             if once:
                 break

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from sqlmodel import select
 
@@ -91,3 +92,15 @@ def test_only_folders_of_runs_nobody_holds_are_removed(world, settings, files, t
     removed = remove_stale_workdirs(settings, engine_for(settings.database_url))
     # The queued run holds no folder yet, the unknown run none at all; foreign names stay.
     assert removed == 2 and _folders(settings) == ["not-a-run"]
+
+
+def test_upload_staging_left_by_a_killed_server_is_removed(settings):
+    tmp = settings.blob_dir / "tmp"
+    tmp.mkdir(parents=True)
+    old, fresh = tmp / "upload-old", tmp / "upload-fresh"
+    for path in (old, fresh):
+        path.write_bytes(b"x" * 1000)
+    hour_ago = time.time() - 2 * 3600
+    os.utime(old, (hour_ago, hour_ago))
+    assert work(settings, worker_id="janitor") == 0  # a worker start cleans up
+    assert sorted(p.name for p in tmp.iterdir()) == ["upload-fresh"]
