@@ -35,7 +35,7 @@ from app.errors import BadQuery, Conflict, Forbidden, Invalid, InvalidTransition
 from app.events.service import record
 from app.labs.service import get_lab
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
@@ -184,7 +184,7 @@ def read_agreements(session: Session, principal: Principal,
                 stages=[stages[s.stage_id] for s in scope[a.id] if s.stage_id in stages],
                 checkpoints=[s.checkpoint_id for s in scope[a.id] if s.checkpoint_id]),
             terms=a.terms if show_terms else None,
-            terms_html=render_markdown(a.terms) if show_terms else None,
+            terms_html=stored_html(a, "terms") if show_terms else None,
             terms_private=a.terms_private, non_commercial=a.non_commercial,
             starts_at=a.starts_at, ends_at=a.ends_at, confidential_until=a.confidential_until,
             template=a.template, version=a.version, created_at=a.created_at,

@@ -32,7 +32,7 @@ from app.incidents.schemas import (
     TransitionIn,
 )
 from app.incidents.search import SearchParams, search_incidents
-from app.markdown import render_markdown
+from app.markdown import stored_html
 
 # A public form: at most this many anonymous submissions per client address per hour,
 # and no body over this size (413 before any parsing).
@@ -196,7 +196,7 @@ class IncidentController(Controller):
 
 def _report(report) -> ReportRead:
     read = ReportRead.model_validate(report)
-    read.text_html = render_markdown(report.text)
+    read.text_html = stored_html(report, "text")
     return read
 
 

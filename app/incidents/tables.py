@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
+from app.markdown import RenderedMarkdown
 from app.timeutil import utcnow
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -15,8 +16,9 @@ INCIDENT_STATUSES = ("submitted", "triaged", "confirmed", "resolved", "rejected"
 PUBLIC_STATUSES = ("confirmed", "resolved")
 
 
-class Incident(SQLModel, table=True):
+class Incident(RenderedMarkdown, table=True):
     """One harm event. Its text is indexed for search with its linked reports' text."""
+    __markdown__ = ("summary",)
     __table_args__ = (Index("ix_incident_status_embargo", "status", "embargo_until"),)
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=200)
@@ -42,7 +44,8 @@ class Incident(SQLModel, table=True):
     search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
-class IncidentReport(SQLModel, table=True):
+class IncidentReport(RenderedMarkdown, table=True):
+    __markdown__ = ("text",)
     """A source, account or piece of evidence; may support several incidents."""
     __tablename__ = "incident_report"
     id: int | None = Field(default=None, primary_key=True)

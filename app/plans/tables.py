@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from app.markdown import RenderedMarkdown
 from app.timeutil import utcnow
 
 PLAN_STATUSES = ("draft", "filed", "active", "completed", "withdrawn")
@@ -15,8 +16,9 @@ ACCESS_LEVELS = ("internal", "partners", "researchers", "api", "public_weights")
 ARTIFACTS = ("weights", "code", "paper", "model_card", "detector", "output_samples", "dataset")
 
 
-class ReleasePlan(SQLModel, table=True):
+class ReleasePlan(RenderedMarkdown, table=True):
     __tablename__ = "release_plan"
+    __markdown__ = ("summary",)
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="ai_model.id", index=True)
     # Copied from the model so the tenancy filter needs no join.
