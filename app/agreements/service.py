@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import Table, and_, case, exists, false, literal, or_, true, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
@@ -41,6 +40,7 @@ from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
 from app.plans.service import visible_plans
 from app.plans.tables import ReleasePlan, Stage
+from app.safeyaml import load_yaml
 from app.timeutil import utcnow
 from app.versioning import check_version
 
@@ -454,6 +454,8 @@ def sign_agreement(session: Session, actor: Principal, agreement_id: int, lab_sl
 
 
 # -- templates ------------------------------------------------------------------------
+MAX_TEMPLATE_BYTES = 256 * 1024
+
 
 def load_template(path_or_name: str | Path) -> dict:
     """A name (a file in templates/) or, from the console only, a Path."""
@@ -468,8 +470,12 @@ def load_template(path_or_name: str | Path) -> dict:
         names = ", ".join(sorted(p.stem for p in TEMPLATES.glob("*.yaml")))
         raise NotFound(f"no template {str(path_or_name)!r}; available: {names}",
                        field="template")
-    data = yaml.safe_load(path.read_text())
-    missing = [k for k in ("title", "kind", "terms") if not (data or {}).get(k)]
+    # A console user may name any file: parsed like every client YAML (no aliases, bounded).
+    data = load_yaml(path.read_text(encoding="utf-8"), field="template",
+                     max_bytes=MAX_TEMPLATE_BYTES)
+    if not isinstance(data, dict):
+        raise Invalid(f"template {path.name} must be a YAML mapping", field="template")
+    missing = [k for k in ("title", "kind", "terms") if not data.get(k)]
     if missing:
         raise Invalid(f"template {path.name} lacks {', '.join(missing)}", field="template")
     data.setdefault("name", path.stem)
