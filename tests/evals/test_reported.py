@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from app.evals.reported import MAX_RESULTS
 
+# Nine levels of nine aliases each: about 500 bytes that expand to 9^9 strings.
 BILLION_LAUGHS = "\n".join(
     ["---", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
-       f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
-       f"*{chr(97 + i)}]" for i in range(8)]
-    + ["model-index: [{name: x, results: [{dataset: {type: d}, metrics: [{type: acc, "
-       "value: 1}]}], extra: *i}]", "---", ""])
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]"
+       for i in range(8)]
+    + ["model-index: [{name: x, results: [{dataset: {type: d}, metrics: [{type: acc, value: 1}]}], extra: *i}]",
+       "---", ""])
 
 
 def report(client, actor, model_id, fmt, content):
