@@ -54,8 +54,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                             HTTPException: http_error_handler,
                             pydantic.ValidationError: pydantic_error_handler},
         openapi_config=OpenAPIConfig(title="Stagegate", version="1.0.0", path="/schema"),
-        **_worker_hooks(settings),
+        **_startup_hooks(_worker_hooks(settings)),
     )
+
+
+def _startup_hooks(hooks: dict) -> dict:
+    """Stored HTML from an older Markdown renderer is re-rendered before serving."""
+    from app.markdown import rerender_on_startup
+
+    return hooks | {"on_startup": [rerender_on_startup, *hooks.get("on_startup", [])]}
 
 
 def _worker_hooks(settings: Settings) -> dict:

@@ -30,7 +30,7 @@ from app.incidents.schemas import (
     TransitionIn,
 )
 from app.incidents.search import SearchParams, search_incidents
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.settings import get_settings
 from app.urls import check_http_url
 
@@ -182,7 +182,7 @@ class IncidentController(Controller):
 
 def _report(report) -> ReportRead:
     read = ReportRead.model_validate(report)
-    read.text_html = render_markdown(report.text)
+    read.text_html = stored_html(report, "text")
     # Rows stored before URLs were checked on input must not become links either.
     if read.url is not None:
         try:

@@ -25,7 +25,7 @@ from app.incidents.tables import (
     IncidentReportLink,
 )
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.timeutil import utcnow
@@ -421,7 +421,7 @@ def build_reads(principal: Principal, incidents, labs: dict[int, list[str]],
         sees_reporter = principal.is_coordinator or (
             principal.user_id is not None and principal.user_id == i.reporter_id)
         out.append(IncidentRead(
-            id=i.id, title=i.title, summary=i.summary, summary_html=render_markdown(i.summary) if html else None,
+            id=i.id, title=i.title, summary=i.summary, summary_html=stored_html(i, "summary") if html else None,
             occurred=i.occurred, harm_types=i.harm_types, taxonomy_version=i.taxonomy_version,
             severity=i.severity, labs=labs[i.id], models=models[i.id], stage_ids=i.stage_ids,
             checkpoint_ids=i.checkpoint_ids, status=i.status, duplicate_of=i.duplicate_of,
