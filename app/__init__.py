@@ -19,6 +19,8 @@ from app.http import (PUBLIC, auth_guard, domain_error_handler, http_error_handl
                       validation_handler)
 from app.settings import Settings, configure, get_settings  # noqa: E402
 from app.web import html_error_handlers, template_config, web_route_handlers  # noqa: E402
+from app.web.auth import browser_middleware  # noqa: E402
+from app.web.auth_sessions import DatabaseSessionStore  # noqa: E402
 
 
 @get("/healthz", opt=PUBLIC, sync_to_thread=False)
@@ -55,6 +57,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                             HTTPException: http_error_handler,
                             pydantic.ValidationError: pydantic_error_handler}),
         template_config=template_config(),
+        # Web sign-in: server-side sessions kept in the database, CSRF on every page form.
+        middleware=browser_middleware(settings),
+        stores={"sessions": DatabaseSessionStore()},
         openapi_config=OpenAPIConfig(title="Stagegate", version="1.0.0", path="/schema"),
         **_worker_hooks(settings),
     )

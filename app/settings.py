@@ -21,6 +21,8 @@ class Settings:
     # The in-process evaluation worker; off when workers run as their own processes.
     inprocess_worker: bool = field(default_factory=lambda: _env("INPROCESS_WORKER", "1") != "0")
     max_page_size: int = 200
+    # Web cookies (session, CSRF) carry `Secure`: set STAGEGATE_SECURE_COOKIES=1 behind TLS.
+    secure_cookies: bool = field(default_factory=lambda: _env("SECURE_COOKIES", "0") == "1")
 
     def __post_init__(self) -> None:
         if not self.database_url:
