@@ -62,6 +62,22 @@ def _num(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def _safe_url(value) -> str | None:
+    """Only http(s) URLs become links; anything else (javascript:, data:) stays text."""
+    if isinstance(value, str) and value.strip().lower().startswith(("https://", "http://")):
+        return value.strip()
+    return None
+
+
+def _atomdate(value) -> str:
+    """RFC 3339 for Atom; naive datetimes in this app are UTC."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    if isinstance(value, date):
+        return f"{value.isoformat()}T00:00:00Z"
+    return str(value)
+
+
 def make_environment() -> Environment:
     # Autoescape everything: user text reaches HTML only escaped, or as Markdown already
     # rendered and sanitised by app.markdown (marked safe where it is used).
@@ -69,7 +85,8 @@ def make_environment() -> Environment:
                       autoescape=select_autoescape(["html", "xml", "atom", "svg"],
                                                    default=True),
                       trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-    env.filters.update(date=_date, params=_params, num=_num)
+    env.filters.update(date=_date, params=_params, num=_num, safe_url=_safe_url,
+                       atomdate=_atomdate)
     return env
 
 
