@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import anyio
+import litestar
 from litestar import Request
 from litestar.response import ServerSentEvent, Template
 from sqlalchemy import desc
@@ -190,8 +191,7 @@ def _run_states(principal: Principal, model_id: int) -> list[dict]:
 STREAM_SECONDS = 600  # a client reconnects (EventSource does) after this
 
 
-@get("/models/{lab:str}/{model:str}/progress", opt=PUBLIC, name="model_progress",
-     sync_to_thread=False)
+@litestar.get("/models/{lab:str}/{model:str}/progress", opt=PUBLIC, name="model_progress")
 async def model_progress(principal: Principal, lab: str, model: str,
                          request: Request) -> ServerSentEvent:
     """Server-sent events: the model's evaluation runs whenever one of them changes."""

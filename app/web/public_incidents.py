@@ -7,6 +7,7 @@ from datetime import date
 from urllib.parse import urlencode
 
 import anyio
+import litestar
 import pydantic
 from litestar import Request
 from litestar.response import Redirect, Template
@@ -14,7 +15,7 @@ from litestar.response import Redirect, Template
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.errors import DomainError
-from app.http import PUBLIC, get, post
+from app.http import PUBLIC, get
 from app.incidents import service
 from app.incidents.api import ANON_PER_HOUR, ANONYMOUS_SUBMISSIONS, MAX_BODY
 from app.incidents.schemas import IncidentCreate
@@ -116,8 +117,8 @@ def _submit(principal: Principal, data: IncidentCreate) -> int:
         return service.submit_incident(session, principal, data).id
 
 
-@post("/incidents/report", opt=PUBLIC, name="report_submit", request_max_body_size=MAX_BODY,
-      sync_to_thread=False)
+@litestar.post("/incidents/report", opt=PUBLIC, name="report_submit",
+               request_max_body_size=MAX_BODY)
 async def report_submit(request: Request, principal: Principal) -> Template | Redirect:
     values = _form_values(await request.form())
     try:

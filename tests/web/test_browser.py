@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tests.web.conftest import ARTIFACTS
+
 
 
 def public_pages(live) -> list[str]:
@@ -35,6 +37,8 @@ def test_browse_from_home_to_a_model_card_and_its_chart(page_, live, shot):
     assert page_.locator("#bias svg.cibar").count() >= 12
     assert page_.locator(".mark-measured").count() > 10
     shot(page_, "model-card")
+    page_.locator("#charts").screenshot(path=str(ARTIFACTS / "model-card-charts.png"))
+    page_.locator("#evaluations").screenshot(path=str(ARTIFACTS / "model-card-evaluations.png"))
     assert page_.errors == []
 
 
