@@ -19,8 +19,15 @@ from app.auth.service import principal_for_user
 from app.db import session_scope
 from app.errors import Unauthorized
 from app.http import PUBLIC, domain_error_handler, get, post
-from app.web.auth_sessions import (LAZY_SECRET, PASSWORD_KEY, USER_KEY, csrf_config,
-                                   csrf_secret, password_mark, session_config)
+from app.web.auth_sessions import (
+    LAZY_SECRET,
+    PASSWORD_KEY,
+    USER_KEY,
+    csrf_config,
+    csrf_secret,
+    password_mark,
+    session_config,
+)
 from app.web.pages import page
 
 SESSION_COOKIE = "sg_session"

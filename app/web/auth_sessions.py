@@ -10,8 +10,10 @@ import anyio
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
-from litestar.middleware.session.server_side import (ServerSideSessionBackend,
-                                                     ServerSideSessionConfig)
+from litestar.middleware.session.server_side import (
+    ServerSideSessionBackend,
+    ServerSideSessionConfig,
+)
 from litestar.stores.base import Store
 from litestar.types import Empty
 from sqlalchemy import delete

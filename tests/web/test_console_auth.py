@@ -144,6 +144,9 @@ def test_a_session_cookie_never_authenticates_the_api(client, people):
     log_in(client, "coord")
     assert client.get("/console/", headers=HTML).status_code == 200
     assert client.get("/api/v1/me").status_code == 401
+    # Nor does the API (or a health check) hand out session or CSRF cookies.
+    for path in ("/api/v1/labs", "/healthz"):
+        assert "set-cookie" not in client.get(path, cookies={"sg_csrf": ""}).headers, path
 
 
 def test_forms_without_csrf_token_are_refused(client, people):
@@ -203,9 +206,10 @@ def test_cli_sets_a_password_that_signs_in(settings, client, people):
     cmd = [sys.executable, "-c", "from app.cli import main; main()", "user", "set-password",
            "b_member", "--password-stdin"]
     short = subprocess.run(cmd, input="short\n", env=env, capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, check=False)
     assert short.returncode == 2 and "password" in short.stderr
     done = subprocess.run(cmd, input="set from the command line\n", env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                           check=False)
     assert done.returncode == 0, done.stderr
     assert log_in(client, "b_member", "set from the command line").status_code == 303

@@ -84,7 +84,7 @@ def test_search_with_snippets_facets_and_paging(coord, people):  # noqa: F811
     assert page.status_code == 200
     assert "23 incidents" in page.text
     assert f"#{other} " not in page.text
-    assert re.search(r"<mark>paraphras", page.text, re.I)
+    assert re.search(r"<mark>paraphras", page.text, re.IGNORECASE)
     # Facet links narrow the search and say how many each holds.
     match = re.search(r'<a href="([^"]+)" class="facet"[^>]*>high</a> <span class="muted">'
                       r'\((\d+)\)', page.text)
