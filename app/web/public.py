@@ -7,7 +7,7 @@ import json
 
 import anyio
 import litestar
-from litestar import Request
+from litestar import Request, Response
 from litestar.response import ServerSentEvent, Template
 from sqlalchemy import desc
 from sqlmodel import select
@@ -17,7 +17,7 @@ from app.auth.principal import Principal
 from app.db import session_scope
 from app.evals import hf_export
 from app.evals import service as evals
-from app.evals.tables import ACTIVE, EvalRun
+from app.evals.tables import ACTIVE, EvalResult, EvalRun
 from app.http import PUBLIC, get
 from app.incidents.search import SearchParams, search_incidents
 from app.labs.service import get_lab
@@ -26,7 +26,7 @@ from app.models.tables import CARD_SECTIONS
 from app.pagination import PageRequest
 from app.plans.service import list_plans, read_plan
 from app.web import charts
-from app.web.pages import page
+from app.web.pages import cached_page, page
 
 
 def _recent_incidents(session, principal: Principal, limit: int = 5, **filters) -> list:
@@ -47,15 +47,18 @@ def _evaluating_models(session, principal: Principal) -> set[int]:
 
 
 @get("/", opt=PUBLIC, name="home")
-def home(principal: Principal) -> Template:
+def home(principal: Principal) -> Response:
     with session_scope(write=False) as session:
-        plans, _ = list_plans(session, principal, PageRequest(limit=100))
-        plans = [read_plan(session, p) for p in plans]
-        models, _ = list_models(session, principal, PageRequest(limit=200))
-        busy = _evaluating_models(session, principal)
-        return page("home.html", releases=_released_stages(plans)[:8],
-                    incidents=_recent_incidents(session, principal),
-                    models=[read_model(session, m) for m in models], busy=busy)
+        def build() -> dict:
+            plans, _ = list_plans(session, principal, PageRequest(limit=100))
+            plans = [read_plan(session, p) for p in plans]
+            models, _ = list_models(session, principal, PageRequest(limit=200))
+            return {"releases": _released_stages(plans)[:8],
+                    "incidents": _recent_incidents(session, principal),
+                    "models": [read_model(session, m) for m in models],
+                    "busy": _evaluating_models(session, principal)}
+
+        return cached_page(session, principal, "home.html", (), build)
 
 
 @get("/models", opt=PUBLIC, name="models")
@@ -143,10 +146,12 @@ def card_context(session, principal: Principal, lab: str, model_slug: str) -> di
     read = read_model(session, model)
     ref = f"{read.lab}/{read.slug}"
     live = hf_export.live_card(session, principal, model.id)
-    # details (transfer matrix, bias per category) are not in the live card's summary
-    # rows; they come from the same visibility-filtered result query.
-    _, _, results, _ = evals.model_results(session, principal, model.id)
-    details = {r.id: r.details for r in results}
+    # details (the transfer matrix) are not in the live card's rows; read them for the
+    # results the live card already chose (and so filtered for visibility).
+    ids = [r["id"] for c in live["checkpoints"] for r in c["measured"]
+           if r["suite_id"] == evals.TRANSFER_SUITE]
+    details = dict(session.exec(select(EvalResult.id, EvalResult.details).where(
+        EvalResult.id.in_(ids))).all()) if ids else {}
     for ckpt in live["checkpoints"]:
         for r in ckpt["measured"]:
             r["details"] = details.get(r["id"], {})
@@ -169,9 +174,10 @@ def card_context(session, principal: Principal, lab: str, model_slug: str) -> di
 
 
 @get("/models/{lab:str}/{model:str}", opt=PUBLIC, name="model_card")
-def model_card(principal: Principal, lab: str, model: str) -> Template:
+def model_card(principal: Principal, lab: str, model: str) -> Response:
     with session_scope(write=False) as session:
-        return page("card.html", **card_context(session, principal, lab, model))
+        return cached_page(session, principal, "card.html", (lab, model),
+                           lambda: card_context(session, principal, lab, model))
 
 
 def _run_states(principal: Principal, model_id: int) -> list[dict]:
