@@ -23,7 +23,6 @@ from app.incidents.search import SearchParams, search_incidents
 from app.markdown import render_markdown
 from app.web.pages import page
 
-FILTERS = ("lab", "model", "harm_type", "severity", "status", "year")
 FACET_NAMES = {"lab": "Lab", "model": "Model", "harm_type": "Harm type",
                "severity": "Severity", "status": "Status", "year": "Year"}
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -36,9 +35,9 @@ def incidents_page(principal: Principal, q: str | None = None, lab: str | None =
                    year: int | None = None, occurred_from: date | None = None,
                    occurred_to: date | None = None, sort: str = "relevance",
                    cursor: str | None = None) -> Template:
-    chosen = {k: v for k, v in dict(lab=lab, model=model, harm_type=harm_type,
-                                    severity=severity, status=status, year=year).items()
-              if v not in (None, "")}
+    given = {"lab": lab, "model": model, "harm_type": harm_type, "severity": severity,
+             "status": status, "year": year}
+    chosen = {k: v for k, v in given.items() if v not in (None, "")}
     params = SearchParams(q=q or None, occurred_from=occurred_from, occurred_to=occurred_to,
                           sort=sort if q else "date", cursor=cursor, limit=20, **chosen)
     with session_scope(write=False) as session:

@@ -45,7 +45,7 @@ def agreement_page(principal: Principal, agreement_id: int) -> Template:
 def loaded_policies() -> list | None:
     """Policies from app.norms when that part is installed; None when it is not."""
     try:
-        import app.norms as norms
+        from app import norms
     except ImportError:
         return None
     for name in ("load_policies", "list_policies", "all_policies", "policies"):

@@ -11,7 +11,6 @@ import pytest
 from tests.web.conftest import ARTIFACTS
 
 
-
 def public_pages(live) -> list[str]:
     return ["/", "/models", f"/models/{live['model']}", "/models/openai/gpt-2", "/plans/1",
             "/plans/2", "/incidents", "/incidents?q=detector", f"/incidents/{live['incident_id']}",
