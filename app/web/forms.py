@@ -44,8 +44,8 @@ def _blank_row() -> dict:
 
 
 def _rows_from_form(form) -> list[dict]:
-    count = min(int(str(form.get("rows", "0")) or 0) if str(form.get("rows", "0")).isdigit()
-                else 0, MAX_ROWS)
+    raw = str(form.get("rows", ""))
+    count = min(int(raw), MAX_ROWS) if raw.isdigit() else 0
     rows = []
     for i in range(count):
         row = {k: str(form.get(f"stage-{i}-{k}", "")) for k in STAGE_FIELDS}
@@ -170,7 +170,10 @@ async def file_plan_form(request: Request, principal: Principal) -> Response:
 def _plan_context(principal: Principal, plan_id: int, rows: list[dict] | None = None,
                   values: dict | None = None) -> dict:
     with session_scope(write=False) as session:
-        plan = service.read_plan(session, service.get_plan(session, principal, plan_id))
+        row = service.get_plan(session, principal, plan_id)
+        # Filed plans are public, but only their lab (and coordinators) edit them.
+        principal.require_member(row.lab_id)
+        plan = service.read_plan(session, row)
     current = [{**{k: ("" if getattr(s, k) is None else str(getattr(s, k)))
                    for k in STAGE_FIELDS}, "artifacts": list(s.artifacts), "status": s.status}
                for s in plan.stages]

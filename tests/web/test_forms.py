@@ -124,6 +124,14 @@ def test_another_lab_cannot_open_or_change_a_draft(client, people):  # noqa: F81
     assert "lab-a/m" not in new.text and "lab-b/m" in new.text
 
 
+def test_another_lab_cannot_edit_a_filed_plan(client, people):  # noqa: F811
+    assert log_in(client, "a_member").status_code == 303
+    location = file_plan(client).headers["location"].split("?")[0]
+    client.cookies.clear()
+    assert log_in(client, "b_member").status_code == 303
+    assert client.get(location, headers=HTML).status_code == 403
+
+
 def test_coordinator_may_use_lab_forms_for_any_lab(client, people):  # noqa: F811
     assert log_in(client, "coord").status_code == 303
     new = client.get("/lab/plans/new", headers=HTML)
