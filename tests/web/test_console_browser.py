@@ -145,19 +145,22 @@ def test_plan_form_shows_a_lifecycle_violation_and_keeps_the_input(page_, live, 
     assert page_.errors == []
 
 
-def test_a_lab_member_cannot_open_the_console_and_signing_out_ends_it(page_, live, accounts):
+def test_a_lab_member_cannot_open_the_console_and_signing_out_ends_it(page_, live, accounts,
+                                                                      axe):
     sign_in(page_, "alice")
     response = page_.goto("/console/")
     assert response.status == 403
     page_.goto("/lab/")
+    assert axe(page_) == []
     page_.click("button:has-text('Sign out')")
     assert "You are signed out" in page_.locator("main").inner_text()
     page_.goto("/lab/")
     assert "/console/login" in page_.url
 
 
-def test_sign_in_with_the_keyboard_only(page_, live, accounts):
+def test_sign_in_with_the_keyboard_only(page_, live, accounts, axe):
     page_.goto("/console/login")
+    assert axe(page_) == []
     page_.focus("#username")
     page_.keyboard.type("coord")
     page_.keyboard.press("Tab")
@@ -170,6 +173,8 @@ def test_sign_in_with_the_keyboard_only(page_, live, accounts):
         .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
         .map(el => el.id || el.name)""")
     assert labels == []
+    page_.goto("/console/moderation")
+    assert axe(page_) == []
 
 
 def test_stored_script_never_runs_in_the_console(page_, live, accounts):
