@@ -185,12 +185,12 @@ def _store_corpus(live) -> list[str]:
              f"/plans/{plan['id']}?a=1&b=2", "/incidents", "/incidents?q=click",
              f"/incidents/{incident['id']}", "/labs/xss-lab", "/labs/tinyscale",
              "/feeds/incidents.atom", "/feeds/releases.atom"]
-    if r.status_code == 201:
-        agreement = r.json()
-        t = alice.post(f"/api/v1/agreements/{agreement['id']}/transitions",
-                       json={"to": "proposed", "version": agreement["version"]})
-        if t.status_code == 200:
-            pages.append(f"/agreements/{agreement['id']}")
+    assert r.status_code == 201, r.text
+    agreement = r.json()
+    r = alice.post(f"/api/v1/agreements/{agreement['id']}/transitions",
+                   json={"to": "proposed", "version": agreement["version"]})
+    assert r.status_code == 200, r.text
+    pages.append(f"/agreements/{agreement['id']}")
     return pages
 
 
