@@ -169,10 +169,13 @@ class PageCache:
         from app.evals.tables import ACTIVE, EvalRun
         from app.events.tables import Event
 
+        from app.settings import get_settings
+
         last_event = session.exec(select(func.max(Event.id))).one()
         runs = tuple(session.exec(select(EvalRun.id, EvalRun.status, EvalRun.progress)
                                   .where(EvalRun.status.in_(ACTIVE))).all())
-        return last_event, runs, int(time.time() // 60)
+        # The database is part of the key: tests (and tools) switch databases in-process.
+        return get_settings().database_url, last_event, runs, int(time.time() // 60)
 
     def get(self, key: tuple) -> str | None:
         with self._lock:
