@@ -168,3 +168,17 @@ def test_policies_page_says_when_none_are_loaded(client, demo):
 
 def test_chart_stylesheet_matches_what_pygal_would_inline():
     assert (ROOT / "static" / "charts.css").read_text() == stylesheet()
+
+
+def test_cached_card_shows_a_change_at_once(client, demo):
+    assert "Model A" in client.get("/models/lab-a/m").text
+    assert "Model A" in client.get("/models/lab-a/m").text  # now served from the cache
+    model = client.get(f"/api/v1/models/{demo.model_a}").json()
+    r = client.patch(f"/api/v1/models/{demo.model_a}", headers=demo.a_member.headers,
+                     json={"version": model["version"], "name": "Model A, renamed",
+                           "card": {"intended_use": "Only *testing*."}})
+    assert r.status_code == 200, r.text
+    page = client.get("/models/lab-a/m").text
+    assert "Model A, renamed" in page and "<em>testing</em>" in page
+    home = client.get("/").text
+    assert "Model A, renamed" in home
