@@ -26,6 +26,8 @@ class Settings:
     # Proxies whose X-Forwarded-For is believed (comma-separated CIDRs or addresses).
     # Empty: the peer address is the client, whatever headers it sends.
     trusted_proxies: str = field(default_factory=lambda: _env("TRUSTED_PROXIES", ""))
+    # Web cookies (session, CSRF) carry `Secure`: set STAGEGATE_SECURE_COOKIES=1 behind TLS.
+    secure_cookies: bool = field(default_factory=lambda: _env("SECURE_COOKIES", "0") == "1")
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -40,14 +40,17 @@ ANON_PER_HOUR = 5
 MAX_BODY = 256 * 1024
 
 
-def _anonymous_wait(request: Request) -> float:
+def client_address(request: Request) -> str:
+    """The client as seen through trusted proxies only (app.ratelimit.client_address)."""
+    return ratelimit.client_address(request.client.host if request.client else None,
+                                    request.headers.get("x-forwarded-for"),
+                                    get_settings().trusted_networks)
+
+
+def anonymous_wait(request: Request) -> float:
     """Seconds until this client may submit again (0: now). Counted in the database, so
-    every server process shares the limit; keyed by the client address as seen through
-    trusted proxies only (app.ratelimit.client_address)."""
-    address = ratelimit.client_address(request.client.host if request.client else None,
-                                       request.headers.get("x-forwarded-for"),
-                                       get_settings().trusted_networks)
-    return ratelimit.take(f"incident-submit:{address}", ANON_PER_HOUR, 3600)
+    every server process (the API and the web form alike) shares the limit."""
+    return ratelimit.take(f"incident-submit:{client_address(request)}", ANON_PER_HOUR, 3600)
 
 
 def _read(session, principal, incident) -> Response:
@@ -73,7 +76,7 @@ class IncidentController(Controller):
                         principal: Principal) -> Response:
         """Signed in or anonymous; lands in the moderation queue as `submitted`."""
         if principal.is_anonymous:
-            wait = _anonymous_wait(request)
+            wait = anonymous_wait(request)
             if wait:
                 body = problem(429, "Too many requests",
                                f"at most {ANON_PER_HOUR} anonymous submissions per hour; "
