@@ -11,12 +11,15 @@ from litestar import Litestar, get  # noqa: E402
 from litestar.di import Provide  # noqa: E402
 from litestar.exceptions import HTTPException, ValidationException  # noqa: E402
 from litestar.openapi import OpenAPIConfig  # noqa: E402
+from litestar.openapi.spec import Components, SecurityScheme  # noqa: E402
 from litestar.static_files import create_static_files_router  # noqa: E402
 
 from app.errors import DomainError  # noqa: E402
-from app.http import (PUBLIC, auth_guard, domain_error_handler, http_error_handler,  # noqa: E402
+from app.http import (PUBLIC, StrictRequest, auth_guard, domain_error_handler,  # noqa: E402
+                      harden_response, http_error_handler, internal_error_handler,
                       provide_page, provide_principal, pydantic_error_handler,
-                      validation_handler)
+                      repair_options, validation_handler)
+from app.openapi import ProblemAwareJson  # noqa: E402
 from app.settings import Settings, configure, get_settings  # noqa: E402
 
 
@@ -43,7 +46,7 @@ def route_handlers() -> list:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = configure(settings) if settings else get_settings()
-    return Litestar(
+    app = Litestar(
         route_handlers=[*route_handlers(),
                         create_static_files_router("/static", ["static"], opt=PUBLIC)],
         guards=[auth_guard],
@@ -52,10 +55,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={DomainError: domain_error_handler,
                             ValidationException: validation_handler,
                             HTTPException: http_error_handler,
-                            pydantic.ValidationError: pydantic_error_handler},
-        openapi_config=OpenAPIConfig(title="Stagegate", version="1.0.0", path="/schema"),
+                            pydantic.ValidationError: pydantic_error_handler,
+                            500: internal_error_handler,
+                            Exception: internal_error_handler},
+        request_class=StrictRequest,
+        before_send=[harden_response],
+        # Swagger UI is dropped: it loads scripts from a CDN and inline, which the CSP
+        # forbids. The document itself stays at /schema/openapi.json.
+        openapi_config=OpenAPIConfig(
+            title="Stagegate", version="1.0.0", path="/schema",
+            render_plugins=[ProblemAwareJson()],
+            components=Components(security_schemes={"bearer": SecurityScheme(
+                type="http", scheme="bearer",
+                description="an API token: `Authorization: Bearer sg_...`")})),
         **_worker_hooks(settings),
     )
+    repair_options(app)
+    return app
 
 
 def _worker_hooks(settings: Settings) -> dict:
