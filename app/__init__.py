@@ -16,7 +16,8 @@ from litestar.static_files import create_static_files_router  # noqa: E402
 
 from app.errors import DomainError  # noqa: E402
 from app.http import (PUBLIC, StrictRequest, auth_guard, domain_error_handler,  # noqa: E402
-                      harden_response, http_error_handler, internal_error_handler,
+                      harden_response, http_error_handler, input_guard,
+                      internal_error_handler,
                       provide_page, provide_principal, pydantic_error_handler,
                       repair_options, validation_handler)
 from app.openapi import ProblemAwareJson  # noqa: E402
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[*route_handlers(),
                         create_static_files_router("/static", ["static"], opt=PUBLIC)],
-        guards=[auth_guard],
+        guards=[auth_guard, input_guard],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False),
                       "page": Provide(provide_page, sync_to_thread=False)},
         exception_handlers={DomainError: domain_error_handler,

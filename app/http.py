@@ -28,7 +28,7 @@ from litestar.types import Message, Scope
 from app.auth.principal import ANONYMOUS, Principal
 from app.auth.service import authenticate
 from app.db import session_scope
-from app.errors import DomainError, Unauthorized, domain_problem, problem
+from app.errors import DomainError, NotFound, Unauthorized, domain_problem, problem
 from app.pagination import MAX_LIMIT, PageRequest
 
 PROBLEM = "application/problem+json"
@@ -85,8 +85,12 @@ def with_etag(read, status: int = 200) -> Response:
 
 def domain_error_handler(request: Request, exc: DomainError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return Response(domain_problem(exc, request.url.path), status_code=exc.status,
-                    media_type=PROBLEM, headers=headers)
+    body = domain_problem(exc, request.url.path)
+    if isinstance(exc, NotFound) and exc.field and exc.field in request.query_params:
+        # A filter naming a lab or model that does not exist (or is hidden) is bad input
+        # of the query, 422 on every list, not a missing resource: the list itself exists.
+        body.update(status=422, title="Invalid input")
+    return Response(body, status_code=body["status"], media_type=PROBLEM, headers=headers)
 
 
 def validation_handler(request: Request, exc: ValidationException) -> Response:
@@ -118,19 +122,59 @@ class BadBody(ClientException):
     """A body that could not be decoded at all (not UTF-8, not JSON, nested too deep)."""
 
 
+def _nul_at(value, path: str = "") -> str | None:
+    """The path of the first string holding a NUL character, if any. PostgreSQL cannot store
+    or even compare one (a DataError, so a 500), and no field of ours has a use for it."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    items = (value.items() if isinstance(value, dict) else
+             enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path}.{key!r}" if path else repr(key)
+        found = _nul_at(item, f"{path}[{key}]" if isinstance(key, int) else
+                        f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
+def _refuse_nul(field: str) -> None:
+    raise ValidationException(detail=f"{field}: contains a NUL character",
+                              extra=[{"key": field, "message": "contains a NUL character"}])
+
+
 class StrictRequest(Request):
     """Decoding failures become a 400 naming the body; msgspec's RecursionError on deeply
-    nested JSON would otherwise escape as a 500."""
+    nested JSON would otherwise escape as a 500. Text with NUL characters is refused."""
 
     async def json(self):
         try:
-            return await super().json()
+            value = await super().json()
         except RecursionError:
             raise BadBody("JSON is nested too deeply") from None
         except SerializationException as exc:
             raise BadBody(str(exc.detail or exc)) from None
         except ClientException as exc:
             raise BadBody(str(exc.detail)) from None
+        if (field := _nul_at(value)) is not None:
+            _refuse_nul(field)
+        return value
+
+    async def form(self):
+        form = await super().form()
+        for key, value in form.multi_items():
+            if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+                _refuse_nul(key)
+        return form
+
+
+async def input_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """Path and query text with NUL characters is refused before any handler sees it."""
+    for source in (connection.path_params, connection.query_params):
+        for key, value in source.items():
+            if isinstance(value, str) and "\x00" in value:
+                _refuse_nul(key)
 
 
 def repair_options(app: litestar.Litestar) -> None:

@@ -107,6 +107,10 @@ def document_problems(app, doc: dict[str, Any]) -> None:
                 if method == "POST" and route.path_format == "/api/v1/checkpoints":
                     op["requestBody"] = CHECKPOINT_FORM
                 responses = op.setdefault("responses", {})
+                if handler.opt.get("media_types") and "200" in responses:
+                    responses["200"]["content"] = {
+                        media: {"schema": {"type": "string"} if media.startswith("text/")
+                                else {}} for media in handler.opt["media_types"]}
                 responses.pop("400", None)  # Litestar's default body is not what we send
                 for status in sorted(_statuses(method, route.path_format, handler, op)):
                     responses[str(status)] = {"description": WHY[status],

@@ -37,7 +37,9 @@ from app.incidents.schemas import (
 )
 from app.incidents.search import SearchParams, search_incidents
 from app.incidents.tables import INCIDENT_STATUSES
+from app.labs.service import get_lab
 from app.markdown import render_markdown
+from app.models.service import find_model
 
 # A public form: at most this many anonymous submissions per client address per hour,
 # and no body over this size (413 before any parsing).
@@ -136,7 +138,7 @@ class IncidentController(Controller):
             year=year, occurred_from=occurred_from, occurred_to=occurred_to, sort=sort,
             cursor=cursor, limit=limit, facets=facets))
 
-    @get("/export", opt=PUBLIC)
+    @get("/export", opt={**PUBLIC, "media_types": ("application/json", "text/csv")})
     def export_incidents(self, principal: Principal,
                          format: Literal["json", "csv"] = "json") -> Stream:
         """Everything the caller may see, streamed in id order."""
@@ -215,6 +217,11 @@ def _search(principal: Principal, params: SearchParams) -> SearchPage:
         raise Invalid(f"{params.harm_type!r} is not a harm type of the taxonomy",
                       field="harm_type")
     with session_scope(write=False) as session:
+        # Unknown (or hidden) lab and model filters are a 422 like on every other list.
+        if params.lab:
+            get_lab(session, params.lab)
+        if params.model:
+            find_model(session, principal, params.model)
         result = search_incidents(session, principal, params)
     return SearchPage(
         items=[SearchHit(incident=h.incident, score=h.score, snippet=h.snippet)
