@@ -153,6 +153,8 @@ class StrictRequest(Request):
             value = await super().json()
         except RecursionError:
             raise BadBody("JSON is nested too deeply") from None
+        except UnicodeDecodeError:
+            raise BadBody("the body is not UTF-8") from None
         except SerializationException as exc:
             raise BadBody(str(exc.detail or exc)) from None
         except ClientException as exc:

@@ -12,6 +12,7 @@ from app.auth.principal import Principal
 from app.db import session_scope
 from app.http import PUBLIC, expected_version, get, patch, post, with_etag
 from app.ids import Id
+from app.labs.service import get_lab
 from app.pagination import Page, PageRequest
 from app.plans import service
 from app.plans.cache import Entry, plan_cache
@@ -46,6 +47,8 @@ class PlanController(Controller):
                    status: Literal[PLAN_STATUSES] | None = None,
                    lab: str | None = None) -> Page[PlanRead]:
         with session_scope(write=False) as session:
+            if lab:  # an unknown lab is a 422 naming `lab`, as on every list
+                get_lab(session, lab)
             rows, cursor = service.list_plans(session, principal, page, model=model,
                                               status=status, lab=lab)
             return Page(items=[service.read_plan(session, p) for p in rows],
