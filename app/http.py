@@ -28,7 +28,8 @@ from litestar.types import Message, Scope
 from app.auth.principal import ANONYMOUS, Principal
 from app.auth.service import authenticate
 from app.db import session_scope
-from app.errors import DomainError, NotFound, Unauthorized, domain_problem, problem
+from app.errors import DomainError, Invalid, NotFound, Unauthorized, domain_problem, problem
+from app.ids import MAX_ID
 from app.pagination import MAX_LIMIT, PageRequest
 
 PROBLEM = "application/problem+json"
@@ -75,7 +76,12 @@ def expected_version(request: Request, body_version: int | None) -> int | None:
     if body_version is not None:
         return body_version
     match = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
-    return int(match) if match.isdigit() else None
+    if match in ("", "*"):
+        return None
+    # Not str.isdigit alone: it takes "²", and a 30-digit version would overflow the driver.
+    if match.isascii() and match.isdigit() and 1 <= int(match) <= MAX_ID:
+        return int(match)
+    raise Invalid('If-Match must be a version this server issued, like "3"', field="If-Match")
 
 
 def with_etag(read, status: int = 200) -> Response:
@@ -275,3 +281,12 @@ async def harden_response(message: Message, scope: Scope) -> None:
             headers[name] = value
     if "x-request-id" not in headers:
         headers["X-Request-ID"] = request_id(scope)
+    # Litestar appends "; charset=utf-8" to text types even when the handler named one.
+    content_type = headers.get("content-type", "")
+    if content_type.count("charset=") > 1:
+        media, *params = [part.strip() for part in content_type.split(";")]
+        seen: list[str] = []
+        for param in params:
+            if param.lower() not in (p.lower() for p in seen):
+                seen.append(param)
+        headers["Content-Type"] = "; ".join([media, *seen])

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from litestar import get
+from litestar.response import Stream
 from litestar.testing import TestClient
 
 from app import create_app
@@ -267,7 +268,6 @@ def test_an_unknown_target_state_is_422_and_a_blocked_move_409(client, world):
     ("/api/v1/incidents/export?format=xml", "format"),
     ("/api/v1/evals/runs?status=bogus", "status"),
     ("/api/v1/evals/results?source=bogus", "source"),
-    ("/api/v1/evals/results?suite=bogus", "suite"),
     ("/api/v1/plans?lab=no-such-lab", "lab"), ("/api/v1/incidents?lab=no-such-lab", "lab"),
     ("/api/v1/plans?model=lab-a/none", "model"), ("/api/v1/incidents?model=lab-a/none", "model"),
     ("/api/v1/checkpoints?model=lab-a/none", "model"),
@@ -310,3 +310,24 @@ def test_an_existing_stage_is_accepted(client, world):
         "title": "T", "summary": "S", "occurred": "2024-01-02", "harm_types": ["phishing"],
         "severity": "low", "stage_ids": [stage_id]})
     assert r.status_code == 201 and r.json()["stage_ids"] == [stage_id]
+
+
+def test_no_response_repeats_its_charset(settings):
+    @get("/twice", sync_to_thread=False, opt={"public": True})
+    def twice() -> Stream:
+        return Stream(iter([b"a,b\n"]), media_type="text/csv; charset=utf-8")
+
+    app = create_app(settings)
+    app.register(twice)
+    with TestClient(app) as client:
+        assert client.get("/twice").headers["content-type"] == "text/csv; charset=utf-8"
+
+
+@pytest.mark.parametrize("etag", [f'"{HUGE}"', '"²"'.encode(), '"abc"'])
+def test_a_bad_if_match_is_422_and_changes_nothing(client, world, etag):
+    plan_id = world.plan(filed=False)
+    url = f"/api/v1/plans/{plan_id}"
+    h = world.a_member.headers
+    _problem(client.patch(url, json={"title": "New"}, headers=h | {"If-Match": etag}), 422,
+             "If-Match")
+    assert client.get(url, headers=h).json()["title"] == "Staged release"
