@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.sqltypes import MAX_ID
+from app.ids import MAX_ID, OptionalId
+from app.plans.tables import PLAN_STATUSES, STAGE_STATUSES
 
 AccessLevel = Literal["internal", "partners", "researchers", "api", "public_weights"]
 Artifact = Literal["weights", "code", "paper", "model_card", "detector", "output_samples",
@@ -38,7 +39,7 @@ class PlanCreate(BaseModel):
 class PlanUpdate(BaseModel):
     """Replaces what is sent; stages, if sent, replace the not-yet-released ones by position."""
     model_config = ConfigDict(extra="forbid")
-    version: int | None = None
+    version: OptionalId = None
     title: str | None = Field(default=None, min_length=1, max_length=200)
     summary: str | None = Field(default=None, max_length=100_000)
     stages: list[StageIn] | None = Field(default=None, min_length=1, max_length=50)
@@ -46,8 +47,9 @@ class PlanUpdate(BaseModel):
 
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(min_length=1, max_length=20)
-    version: int | None = None
+    to: Literal[PLAN_STATUSES + STAGE_STATUSES] = Field(
+        description="a plan status on a plan, a stage status on a stage")
+    version: OptionalId = None
     actual_date: date | None = None
     reason: str | None = Field(default=None, max_length=2000)
 

@@ -196,6 +196,8 @@ def transition_stage(session: Session, actor: Principal, plan_id: int, position:
                                              Stage.position == position)).first()
     if stage is None:
         raise NotFound(f"plan {plan_id} has no stage {position}", field="position")
+    if to not in STAGE_MOVES:  # not a stage status at all: bad input before any state check
+        check_move(STAGE_MOVES, "stage", stage.status, to)
     if plan.status not in ("filed", "active"):
         raise InvalidTransition(f"stages move only in a filed or active plan; this one is "
                                 f"{plan.status}", field="status", allowed=[])
