@@ -21,6 +21,9 @@ class Settings:
     # The in-process evaluation worker; off when workers run as their own processes.
     inprocess_worker: bool = field(default_factory=lambda: _env("INPROCESS_WORKER", "1") != "0")
     max_page_size: int = 200
+    # Where policies/<id>/policy.yaml live; None = the policies/ folder shipped with the code.
+    policy_dir: Path | None = field(default_factory=lambda: Path(_env("POLICY_DIR", "")).resolve()
+                                    if _env("POLICY_DIR", "") else None)
     # Policy ids every plan is judged against, besides the ones it declares (app/norms).
     mandatory_policies: tuple[str, ...] = field(default_factory=lambda: tuple(
         p.strip() for p in _env("MANDATORY_POLICIES", "").split(",") if p.strip()))

@@ -179,9 +179,18 @@ def load_policy_dir(folder: Path) -> Policy:
     return policy
 
 
-@lru_cache(maxsize=4)
-def load_policies(root: Path = POLICY_DIR) -> dict[str, Policy]:
-    """Every shipped policy, validated; the first malformed one stops everything."""
+def load_policies(root: Path | None = None) -> dict[str, Policy]:
+    """Every policy in the configured folder, validated; the first malformed one stops
+    everything. Parsed once per folder per process."""
+    if root is None:
+        from app.settings import get_settings
+
+        root = get_settings().policy_dir or POLICY_DIR
+    return _load(Path(root))
+
+
+@lru_cache(maxsize=8)
+def _load(root: Path) -> dict[str, Policy]:
     out = {}
     for folder in sorted(p for p in root.iterdir() if (p / "policy.yaml").is_file()):
         policy = load_policy_dir(folder)
