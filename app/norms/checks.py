@@ -9,6 +9,8 @@ expression from a policy file is ever evaluated.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -227,7 +229,7 @@ def _metric(plan, stage, p, when) -> tuple[ResultFacts | None, Any, Outcome | No
         return None, None, Outcome("fail", why, threshold=f"{p.metric} {p.op} {p.value}",
                                    fix=f"have the registry measure {p.suite}")
     value = r.metrics.get(p.metric)
-    if not isinstance(value, (int, float)) or value != value:  # NaN never passes
+    if not isinstance(value, (int, float)) or math.isnan(value):  # NaN never passes
         return r, None, Outcome("fail", f"result {r.id} has no number for {p.metric}",
                                 evidence=[ref("result", r.id)], fix=f"re-run {p.suite}")
     return r, float(value), None

@@ -6,8 +6,8 @@ from datetime import date
 
 from sqlmodel import Session
 
-from app.errors import Invalid, PolicyViolation
 import app.norms.recompute  # noqa: F401 - installs the recompute listener
+from app.errors import Invalid, PolicyViolation
 from app.norms.engine import judge_stage
 from app.norms.evidence import plan_facts
 from app.norms.loader import Policy, load_policies

@@ -127,7 +127,7 @@ def read_yaml(path: Path, text: str | None = None):
         text = path.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text, Loader=_NoAliases)
-        data = yaml.load(text, Loader=_NoAliases)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_NoAliases)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from pathlib import Path
+
 import pytest
 
 from app.norms.checks import CHECKS, start_of
@@ -17,6 +19,8 @@ from app.norms.facts import (
 )
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+MAY_1, JAN_1, DEC_31 = (datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC),
+                        datetime(2026, 12, 31, tzinfo=UTC))
 
 
 def at(y, m, d) -> datetime:
@@ -65,7 +69,7 @@ def test_spacing_passes_fails_and_waits_for_the_clock():
 
 # -- required_evaluations --------------------------------------------------------------
 
-def result(suite, *, ckpt=101, version=1, source="measured", when=at(2026, 5, 1), **metrics):
+def result(suite, *, ckpt=101, version=1, source="measured", when=MAY_1, **metrics):
     return ResultFacts(id=len(suite), suite=suite, version=version, source=source,
                        measured_at=when, metrics=metrics, checkpoint_id=ckpt)
 
@@ -132,7 +136,7 @@ def test_threshold_safeguards_required_only_once_crossed():
 
 # -- partner_agreement -----------------------------------------------------------------
 
-def agreement(partners=("a", "b"), start=at(2026, 1, 1), end=at(2026, 12, 31), **kw):
+def agreement(partners=("a", "b"), start=JAN_1, end=DEC_31, **kw):
     kw.setdefault("stage_positions", {1})
     return AgreementFacts(id=5, title="access", kind="research_access", status="active",
                           starts_at=start, ends_at=end, activated_at=start, terminated_at=None,
@@ -226,7 +230,7 @@ def test_every_registered_check_is_covered_here_and_in_the_schema():
 
     schema = json.loads(SCHEMA_PATH.read_text())
     assert set(schema["$defs"]["rule"]["properties"]["check"]["enum"]) == set(CHECKS)
-    source = open(__file__).read()
+    source = Path(__file__).read_text()
     assert all(f'"{name}"' in source for name in CHECKS)
 
 

@@ -87,7 +87,7 @@ def test_policy_check_runs_without_a_database(tmp_path):
            "STAGEGATE_DATA_DIR": str(tmp_path / "absent")}
     path = POLICY_DIR / "pai-publication-norms/examples/denied-no-risk-assessment.yaml"
     out = subprocess.run([sys.executable, "-m", "app.cli", "policy", "check", str(path)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                         check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stderr
     assert "documented-risk-assessment" in out.stdout
     assert not (tmp_path / "absent").exists()
@@ -155,7 +155,7 @@ def test_the_server_refuses_to_start_with_a_malformed_policy(tmp_path, settings)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "STAGEGATE_POLICY_DIR": str(folder),
                "STAGEGATE_DATABASE_URL": settings.database_url}
         out = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "0"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                             check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 2 and "gpt2-2019/policy.yaml:" in out.stderr
     finally:
         configure(settings)
