@@ -79,13 +79,14 @@ def affected_plans(session: Session, touched: set) -> set[int]:
 
 
 def _before_commit(session: Session) -> None:
+    if session.info.get("norms_syncing"):
+        return
+    session.flush()  # rows still pending get noted by the listener above first
     touched = session.info.pop(KEY, None)
-    if not touched or session.info.get("norms_syncing"):
+    if not touched:
         return
     from app.norms.service import sync_verdicts
 
-    session.flush()  # rows still pending get noted by the listener above first
-    touched |= session.info.pop(KEY, set())
     session.info["norms_syncing"] = True
     try:
         plans = affected_plans(session, touched)
