@@ -316,3 +316,22 @@ def test_plan_compliance_service_hides_drafts_like_plans(client, world):
     with session_scope() as s:
         body = plan_compliance(s, world.a_member.principal, draft["id"])
     assert body.stages[0].rules[0].rule == "months-between-stages"
+
+
+def test_mandatory_policies_apply_to_every_plan(client, world, settings):
+    from dataclasses import replace
+
+    from app.settings import configure
+
+    plan = file(client, world, [], [{"name": "a", "access_level": "api"}])
+    assert compliance(client, plan["id"])["policies"] == []
+    configure(replace(settings, mandatory_policies=("pai-publication-norms",)))
+    try:
+        body = compliance(client, plan["id"])
+        assert body["policies"] == ["pai-publication-norms"] and body["verdict"] == "fail"
+        listed = {p["id"]: p["mandatory"] for p in client.get("/api/v1/policies").json()}
+        assert listed["pai-publication-norms"] is True and listed["gpt2-2019"] is False
+        assert move(client, world, plan["id"], 1, "ready").status_code == 200
+        assert move(client, world, plan["id"], 1, "released").status_code == 409
+    finally:
+        configure(settings)
