@@ -10,7 +10,6 @@ expression from a policy file is ever evaluated.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta

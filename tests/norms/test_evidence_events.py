@@ -18,7 +18,7 @@ def changes(client, plan_id, rule_id, headers=None):
     return [(h["from"], h["to"]) for h in rows if h.get("rule") == rule_id]
 
 
-def test_signing_an_agreement_moves_partner_analysis_from_fail_to_pending(client, people):
+def test_signing_an_agreement_moves_partner_analysis_from_fail_to_pending(client, people):  # noqa: F811
     final = (utcnow() + timedelta(days=200)).date().isoformat()
     plan = file(client, people, ["gpt2-2019"], [
         {"name": "small", "access_level": "public_weights"},
