@@ -237,8 +237,9 @@ def resolve_policy(policy_id: str | None = None, text: str | None = None,
 
 def simulate_policy(session: Session, principal: Principal, policy: Policy,
                     limit: int | None = None) -> SimulationRead:
-    """What every filed plan's verdicts would be under `policy`, changing nothing."""
-    query = select(ReleasePlan).where(ReleasePlan.status.in_(("filed", "active")),
+    """What every filed plan's verdicts would be under `policy`, changing nothing.
+    Completed plans count too: would their history have complied?"""
+    query = select(ReleasePlan).where(ReleasePlan.status.in_(("filed", "active", "completed")),
                                       visible_plans(principal)).order_by(ReleasePlan.id)
     if limit:
         query = query.limit(limit)
