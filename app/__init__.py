@@ -41,15 +41,20 @@ def route_handlers() -> list:
     from app.incidents.api import IncidentController
     from app.labs.api import LabController
     from app.models.api import ModelController
+    from app.norms.api import ComplianceController, PolicyController
     from app.plans.api import PlanController
 
     return [healthz, AccountController, LabController, ModelController, PlanController,
             EventController, AgreementController, IncidentController,
-            CheckpointController, EvalController, ModelCardController]
+            CheckpointController, EvalController, ModelCardController, PolicyController,
+            ComplianceController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = configure(settings) if settings else get_settings()
+    from app.norms.loader import load_policies
+
+    load_policies()  # a malformed policy stops start-up with file:line and field
     app = Litestar(
         route_handlers=[*route_handlers(), *web_route_handlers(),
                         create_static_files_router("/static", ["static"], opt=PUBLIC)],
