@@ -57,6 +57,17 @@ class RateLimited(DomainError):
     status, title = 429, "Too many requests"
 
 
+def field_path(loc) -> str:
+    """One spelling of a field in every error: `stages[0].access_level`. Takes a pydantic
+    `loc` tuple, or a dotted key as Litestar writes it (`stages.0.access_level`)."""
+    if isinstance(loc, str):
+        loc = [int(part) if part.isdigit() else part for part in loc.split(".")]
+    out = ""
+    for key in loc:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
 def problem(status: int, title: str, detail: str, *, errors: list[dict] | None = None,
             instance: str | None = None, **extra: Any) -> dict:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,

@@ -28,7 +28,8 @@ from litestar.types import Message, Scope
 from app.auth.principal import ANONYMOUS, Principal
 from app.auth.service import authenticate
 from app.db import session_scope
-from app.errors import DomainError, Invalid, NotFound, Unauthorized, domain_problem, problem
+from app.errors import (DomainError, Invalid, NotFound, Unauthorized, domain_problem, field_path,
+                        problem)
 from app.ids import MAX_ID
 from app.pagination import MAX_LIMIT, PageRequest
 
@@ -109,7 +110,7 @@ def validation_handler(request: Request, exc: ValidationException) -> Response:
     errors = []
     for item in exc.extra or []:
         if isinstance(item, dict):
-            field = item.get("key") or item.get("source") or "body"
+            field = field_path(str(item.get("key") or "")) or item.get("source") or "body"
             reason = item.get("message", "invalid")
             if field == "data":  # Litestar's name for the body parameter, not the client's
                 field = "body"
@@ -123,7 +124,7 @@ def validation_handler(request: Request, exc: ValidationException) -> Response:
 
 def pydantic_error_handler(request: Request, exc: pydantic.ValidationError) -> Response:
     """Validation raised inside a service (e.g. a card patch) is still the client's error."""
-    errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
+    errors = [{"field": field_path(e["loc"]) or "body", "reason": e["msg"]}
               for e in exc.errors()]
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
     body = problem(422, "Invalid input", detail, errors=errors, instance=request.url.path)

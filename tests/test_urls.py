@@ -40,7 +40,7 @@ def test_incident_report_urls(client, world, backend):
     for url in ("javascript:alert(document.cookie)", "data:text/html,x", "/x"):
         r = client.post("/api/v1/incidents", headers=world.a_member.headers,
                         json={**incident, "reports": [{"text": "see", "url": url}]})
-        assert _field(r) == "reports.0.url", r.text
+        assert _field(r) == "reports[0].url", r.text
     listed = client.get("/api/v1/incidents", headers=world.coord.headers).json()
     assert listed["total"] == 0  # nothing stored
     r = client.post("/api/v1/incidents", headers=world.a_member.headers,

@@ -13,7 +13,7 @@ from app.checkpoints import service
 from app.checkpoints.schemas import AccessLevel, CheckpointCreate, CheckpointRead
 from app.checkpoints.upload_form import read_upload
 from app.db import session_scope
-from app.errors import Invalid, TooLarge
+from app.errors import Invalid, TooLarge, field_path
 from app.http import PUBLIC, get, patch
 from app.ids import Id
 from app.pagination import Page, PageRequest
@@ -32,7 +32,7 @@ def _form_fields(fields: dict) -> CheckpointCreate:
         return CheckpointCreate.model_validate(fields)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "body"
+        field = field_path(err["loc"]) or "body"
         raise Invalid(f"{field}: {err['msg']}", field=field) from None
 
 

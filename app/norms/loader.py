@@ -11,7 +11,7 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from app.errors import Invalid
+from app.errors import Invalid, field_path
 from app.norms.checks import CHECKS
 
 POLICY_DIR = Path(__file__).resolve().parent.parent.parent / "policies"
@@ -113,10 +113,7 @@ def line_of(node, loc) -> int | None:
 
 
 def dotted(loc) -> str:
-    out = ""
-    for key in loc:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out or "policy"
+    return field_path(loc) or "policy"
 
 
 def read_yaml(path: Path, text: str | None = None):

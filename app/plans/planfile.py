@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from app.errors import Invalid
+from app.errors import Invalid, field_path
 from app.plans.schemas import PlanCreate
 from app.safeyaml import load_yaml
 
@@ -28,13 +28,6 @@ def _line_of(node, loc: tuple) -> int | None:
         else:
             break
     return node.start_mark.line + 1 if node is not None else None
-
-
-def _dotted(loc: tuple) -> str:
-    out = ""
-    for key in loc:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out
 
 
 def load_plan_file(path: str | Path, *, file: bool = True) -> PlanCreate:
@@ -72,6 +65,6 @@ def load_plan_file(path: str | Path, *, file: bool = True) -> PlanCreate:
         lines = []
         for err in exc.errors():
             line = _line_of(node, err["loc"])
-            lines.append(f"{path}:{line or '?'}: {_dotted(err['loc'])}: {err['msg']}")
+            lines.append(f"{path}:{line or '?'}: {field_path(err['loc'])}: {err['msg']}")
         first = exc.errors()[0]
-        raise Invalid("\n".join(lines), field=_dotted(first["loc"])) from None
+        raise Invalid("\n".join(lines), field=field_path(first["loc"])) from None

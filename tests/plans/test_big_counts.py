@@ -46,7 +46,7 @@ def test_a_count_past_64_bits_is_a_named_422_and_stores_nothing(client, world):
             "stages": [{"name": "x", "access_level": "api", "parameter_count": 2**63}]}
     r = client.post("/api/v1/plans", json=body, headers=world.a_member.headers)
     assert r.status_code == 422
-    assert r.json()["errors"][0]["field"] == "stages.0.parameter_count"
+    assert r.json()["errors"][0]["field"] == "stages[0].parameter_count"
     assert client.get("/api/v1/plans", headers=world.a_member.headers).json()["items"] == []
 
 

@@ -32,7 +32,7 @@ def test_bad_stage_names_the_field(client, world):
     r = client.post("/api/v1/plans", json={"model": "lab-a/m", "title": "T", "stages": stages},
                     headers=world.a_member.headers)
     assert r.status_code == 422
-    assert r.json()["errors"][0]["field"] == "stages.0.access_level"
+    assert r.json()["errors"][0]["field"] == "stages[0].access_level"
     assert client.get("/api/v1/plans", headers=world.a_member.headers).json()["items"] == []
 
 
