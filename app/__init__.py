@@ -54,8 +54,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                             HTTPException: http_error_handler,
                             pydantic.ValidationError: pydantic_error_handler},
         openapi_config=OpenAPIConfig(title="Stagegate", version="1.0.0", path="/schema"),
+        middleware=_read_cache(settings),
         **_worker_hooks(settings),
     )
+
+
+def _read_cache(settings: Settings) -> list:
+    from app.readcache import read_cache_middleware
+
+    return [read_cache_middleware] if settings.read_cache else []
 
 
 def _worker_hooks(settings: Settings) -> dict:

@@ -21,6 +21,8 @@ class Settings:
     # The in-process evaluation worker; off when workers run as their own processes.
     inprocess_worker: bool = field(default_factory=lambda: _env("INPROCESS_WORKER", "1") != "0")
     max_page_size: int = 200
+    # Exact cache of anonymous public reads (app/readcache.py); 0 turns it off (benchmarks).
+    read_cache: bool = field(default_factory=lambda: _env("READ_CACHE", "1") != "0")
 
     def __post_init__(self) -> None:
         if not self.database_url:
