@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 TRIGGER = "stagegate_read_version"
 MAX_ENTRY_BYTES = 16 * 2**20
 MAX_TOTAL_BYTES = 256 * 2**20
-_UNTRACKED = ("alembic_version", "read_cache_version")
+# No public answer reads these, so writes to them need not drop the cache.
+_UNTRACKED = ("alembic_version", "read_cache_version", "rate_counter")
 
 
 class ReadCacheVersion(SQLModel, table=True):
@@ -85,7 +86,7 @@ def untracked_pg_tables(conn) -> list[str]:
     """Tables a write to which would not move the counter (the cache stays off then)."""
     return list(conn.execute(text(
         "SELECT t.tablename FROM pg_tables t WHERE t.schemaname = current_schema() "
-        "AND t.tablename NOT IN ('alembic_version', 'read_cache_version') "
+        f"AND t.tablename NOT IN ({', '.join(repr(t) for t in _UNTRACKED)}) "
         "AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "
         f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE g.tgname = '{TRIGGER}' "
         "AND c.relname = t.tablename AND n.nspname = t.schemaname)")).scalars())

@@ -54,8 +54,10 @@ def wrk(url: str, seconds: int, connections: int) -> dict:
         value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    return {"rps": rps, "p50": pct("50"), "p99": pct("99"),
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + \
+        (sum(int(g) for g in sock.groups()) if sock else 0)
+    return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "errors": errors}
 
 
 def _chunks(rows, size=5_000):
@@ -280,7 +282,7 @@ def main() -> None:
         print(f"\n[{label}]\n| endpoint | req/s | p50 ms | p99 ms | share of /healthz |"
               "\n| --- | ---: | ---: | ---: | ---: |")
         for name, path, r in rows:
-            bad = f" ({r['errors']} non-2xx)" if r["errors"] else ""
+            bad = f" ({r['errors']} errors)" if r["errors"] else ""
             print(f"| `{path}` | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
                   f"{r['rps'] / healthz:.1%}{bad} |")
 
