@@ -18,6 +18,9 @@ from app.http import (PUBLIC, auth_guard, domain_error_handler, http_error_handl
                       provide_page, provide_principal, pydantic_error_handler,
                       validation_handler)
 from app.settings import Settings, configure, get_settings  # noqa: E402
+from app.web import html_error_handlers, template_config, web_route_handlers  # noqa: E402
+from app.web.auth import browser_middleware  # noqa: E402
+from app.web.auth_sessions import DatabaseSessionStore  # noqa: E402
 
 
 @get("/healthz", opt=PUBLIC, sync_to_thread=False)
@@ -44,19 +47,29 @@ def route_handlers() -> list:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = configure(settings) if settings else get_settings()
     return Litestar(
-        route_handlers=[*route_handlers(),
+        route_handlers=[*route_handlers(), *web_route_handlers(),
                         create_static_files_router("/static", ["static"], opt=PUBLIC)],
         guards=[auth_guard],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False),
                       "page": Provide(provide_page, sync_to_thread=False)},
-        exception_handlers={DomainError: domain_error_handler,
+        exception_handlers=html_error_handlers({DomainError: domain_error_handler,
                             ValidationException: validation_handler,
                             HTTPException: http_error_handler,
-                            pydantic.ValidationError: pydantic_error_handler},
+                            pydantic.ValidationError: pydantic_error_handler}),
+        template_config=template_config(),
+        # Web sign-in: server-side sessions kept in the database, CSRF on every page form.
+        middleware=[*browser_middleware(settings), *_read_cache(settings)],
+        stores={"sessions": DatabaseSessionStore()},
         openapi_config=OpenAPIConfig(title="Stagegate", version="1.0.0", path="/schema"),
-        middleware=_read_cache(settings),
-        **_worker_hooks(settings),
+        **_startup_hooks(_worker_hooks(settings)),
     )
+
+
+def _startup_hooks(hooks: dict) -> dict:
+    """Stored HTML from an older Markdown renderer is re-rendered before serving."""
+    from app.markdown import rerender_on_startup
+
+    return hooks | {"on_startup": [rerender_on_startup, *hooks.get("on_startup", [])]}
 
 
 def _read_cache(settings: Settings) -> list:

@@ -54,7 +54,10 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
         upgrade()
     # uvloop + httptools (pinned) are picked up automatically; access logs stay off on
     # the hot path (errors are still logged).
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
+    # which proxies to believe is the registry's setting (STAGEGATE_TRUSTED_PROXIES).
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False,
+                proxy_headers=False)
 
 
 @main.group()
@@ -121,6 +124,25 @@ def user_create(name: str, lab_slug: str | None, role: str, coordinator: bool) -
         create_user(session, SYSTEM, name, lab_slug=lab_slug, role=role,
                     coordinator=coordinator)
     click.echo(f"created user {name}")
+
+
+@user.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True,
+              help="read the password from the first line of stdin (scripts)")
+def user_set_password(name: str, password_stdin: bool) -> None:
+    """Set the password a user signs in to the web console with (argon2id)."""
+    from app.auth.passwords import set_password
+    from app.auth.service import get_user
+    from app.db import session_scope
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with session_scope() as session:
+        set_password(session, SYSTEM, get_user(session, name), password)
+    click.echo(f"password set for {name}; their other web sessions have ended")
 
 
 @main.group()

@@ -38,6 +38,12 @@ async def auth_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> N
     """Deny by default: a route serves anonymous callers only if marked public."""
     header = connection.headers.get("authorization")
     principal = ANONYMOUS if not header else await anyio.to_thread.run_sync(_resolve, header)
+    if not header and handler.opt.get("browser_session"):
+        # Web pages sign in with a session cookie (their forms carry CSRF tokens); the
+        # API never does, so a cookie can never act on /api/.
+        from app.web.auth_sessions import session_principal
+
+        principal = await session_principal(connection)
     connection.state.principal = principal
     # The OpenAPI routes are Litestar's own, so they cannot carry our marking.
     public = handler.opt.get("public") or connection.url.path.startswith("/schema")

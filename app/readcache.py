@@ -38,7 +38,8 @@ TRIGGER = "stagegate_read_version"
 MAX_ENTRY_BYTES = 16 * 2**20
 MAX_TOTAL_BYTES = 256 * 2**20
 # No public answer reads these, so writes to them need not drop the cache.
-_UNTRACKED = ("alembic_version", "read_cache_version", "rate_counter")
+_UNTRACKED = ("alembic_version", "read_cache_version", "rate_counter", "web_session",
+              "login_failure")
 
 
 class ReadCacheVersion(SQLModel, table=True):

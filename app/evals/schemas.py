@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.urls import HttpURL
+
 
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -71,4 +73,4 @@ class ReportedImport(BaseModel):
     content: dict | str = Field(description="the results JSON object, or README.md text")
     checkpoint_id: int | None = Field(default=None, description="the checkpoint they describe")
     source_name: str | None = Field(default=None, max_length=200)
-    source_url: str | None = Field(default=None, max_length=500)
+    source_url: HttpURL | None = Field(default=None, max_length=500)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import threading
-import time
 from datetime import date
 
 from litestar import Controller, Request, Response
 from litestar.response import Stream
 
+from app import ratelimit
 from app.auth.principal import Principal
+from app.csvcells import SafeCSV
 from app.db import session_scope
 from app.errors import Invalid, problem
 from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post, with_etag
@@ -32,7 +30,9 @@ from app.incidents.schemas import (
     TransitionIn,
 )
 from app.incidents.search import SearchParams, search_incidents
-from app.markdown import render_markdown
+from app.markdown import stored_html
+from app.settings import get_settings
+from app.urls import check_http_url
 
 # A public form: at most this many anonymous submissions per client address per hour,
 # and no body over this size (413 before any parsing).
@@ -40,38 +40,27 @@ ANON_PER_HOUR = 5
 MAX_BODY = 256 * 1024
 
 
-class TokenBucket:
-    """In-process, per key; a multi-process deployment gets one bucket per process."""
-
-    def __init__(self, capacity: int, per_seconds: float) -> None:
-        self.capacity, self.rate = capacity, capacity / per_seconds
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> float:
-        """0 if a token was taken, else the seconds until one is available."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, then = self._buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - then) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
-
-    def reset(self) -> None:
-        with self._lock:
-            self._buckets.clear()
+def client_address(request: Request) -> str:
+    """The client as seen through trusted proxies only (app.ratelimit.client_address)."""
+    return ratelimit.client_address(request.client.host if request.client else None,
+                                    request.headers.get("x-forwarded-for"),
+                                    get_settings().trusted_networks)
 
 
-ANONYMOUS_SUBMISSIONS = TokenBucket(ANON_PER_HOUR, 3600)
+def anonymous_wait(request: Request) -> float:
+    """Seconds until this client may submit again (0: now). Counted in the database, so
+    every server process (the API and the web form alike) shares the limit."""
+    return ratelimit.take(f"incident-submit:{client_address(request)}", ANON_PER_HOUR, 3600)
 
 
 def _read(session, principal, incident) -> Response:
     if incident.status == "duplicate":
         # A duplicate answers 200 with where it went, forever; the Location header lets
-        # clients follow it like a redirect without losing the duplicate's own id.
+        # clients follow it like a redirect without losing the duplicate's own id. Where
+        # the caller may not see the target (embargoed, another lab's), only that it was
+        # merged: no id, no Location.
+        if not service.sees_target(session, principal, incident):
+            return Response(DuplicateRead(id=incident.id, duplicate_of=None, location=None))
         location = f"/api/v1/incidents/{incident.duplicate_of}"
         return Response(DuplicateRead(id=incident.id, duplicate_of=incident.duplicate_of,
                                       location=location), headers={"Location": location})
@@ -87,7 +76,7 @@ class IncidentController(Controller):
                         principal: Principal) -> Response:
         """Signed in or anonymous; lands in the moderation queue as `submitted`."""
         if principal.is_anonymous:
-            wait = ANONYMOUS_SUBMISSIONS.take(request.client.host if request.client else "?")
+            wait = anonymous_wait(request)
             if wait:
                 body = problem(429, "Too many requests",
                                f"at most {ANON_PER_HOUR} anonymous submissions per hour; "
@@ -196,7 +185,13 @@ class IncidentController(Controller):
 
 def _report(report) -> ReportRead:
     read = ReportRead.model_validate(report)
-    read.text_html = render_markdown(report.text)
+    read.text_html = stored_html(report, "text")
+    # Rows stored before URLs were checked on input must not become links either.
+    if read.url is not None:
+        try:
+            check_http_url(read.url)
+        except ValueError:
+            read.url = None
     return read
 
 
@@ -229,17 +224,15 @@ CSV_COLUMNS = ("id", "title", "status", "severity", "occurred", "harm_types", "l
 
 
 def _export_csv(principal: Principal):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    """Every text cell is spreadsheet-safe (app.csvcells): titles and summaries come from
+    anonymous submitters and end up opened in spreadsheets."""
+    out = SafeCSV()
+    out.row(CSV_COLUMNS)
     with session_scope(write=False) as session:
         for batch in service.export_batches(session, principal):
             for read in batch:
                 row = read.model_dump(mode="json")
-                writer.writerow([";".join(row[c]) if isinstance(row[c], list) else
-                                 ("" if row[c] is None else row[c]) for c in CSV_COLUMNS])
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
-
+                out.row([";".join(row[c]) if isinstance(row[c], list) else
+                         ("" if row[c] is None else row[c]) for c in CSV_COLUMNS])
+            yield out.take()
+    yield out.take()

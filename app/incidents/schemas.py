@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.urls import HttpURL
 
 Severity = Literal["low", "medium", "high", "critical"]
 # Size limits: a public form must not become a file store (413 for the whole body).
 MAX_TEXT = 20_000
 MAX_REPORT = 50_000
+# Search marks matches with these two private-use characters (app.incidents.search) and
+# counts them to score a row: text that carried them could forge matches or <mark> tags.
+RESERVED = ("\ue000", "\ue001")
+
+
+def _no_reserved(value: str) -> str:
+    if any(ch in value for ch in RESERVED):
+        raise ValueError("contains a reserved character (U+E000 or U+E001)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_reserved)]
 
 
 class ReportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=MAX_REPORT, description="Markdown")
-    url: str | None = Field(default=None, max_length=2000)
+    text: Text = Field(min_length=1, max_length=MAX_REPORT, description="Markdown")
+    url: HttpURL | None = Field(default=None, max_length=2000)
 
 
 class IncidentCreate(BaseModel):
     """What a reporter (signed in or anonymous) submits; it enters the moderation queue."""
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=200)
-    summary: str = Field(default="", max_length=MAX_TEXT, description="Markdown")
+    title: Text = Field(min_length=1, max_length=200)
+    summary: Text = Field(default="", max_length=MAX_TEXT, description="Markdown")
     occurred: date
     harm_types: list[str] = Field(min_length=1, max_length=10)
     severity: Severity
@@ -39,8 +53,8 @@ class IncidentCreate(BaseModel):
 class IncidentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int | None = None
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    summary: str | None = Field(default=None, max_length=MAX_TEXT)
+    title: Text | None = Field(default=None, min_length=1, max_length=200)
+    summary: Text | None = Field(default=None, max_length=MAX_TEXT)
     occurred: date | None = None
     harm_types: list[str] | None = Field(default=None, min_length=1, max_length=10)
     severity: Severity | None = None
@@ -104,11 +118,12 @@ class IncidentRead(BaseModel):
 
 
 class DuplicateRead(BaseModel):
-    """What a duplicate answers forever: where the incident now lives."""
+    """What a duplicate answers forever: where the incident now lives (null where the
+    caller may not see that incident)."""
     id: int
     status: Literal["duplicate"] = "duplicate"
-    duplicate_of: int
-    location: str
+    duplicate_of: int | None
+    location: str | None
 
 
 class FacetCount(BaseModel):

@@ -6,7 +6,6 @@ import base64
 import html
 import json
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -183,7 +182,6 @@ def to_tsquery(parsed: ParsedQuery):
 FACETS = ("lab", "model", "harm_type", "severity", "status", "year")
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 _fts = table("incident_fts", column("rowid"))
-_BM25 = "bm25(incident_fts, 10.0, 4.0, 1.0)"
 
 
 @dataclass
@@ -281,17 +279,14 @@ def search_incidents(session: Session, principal: Principal,
         return _search_bounded(session, principal, params, parsed, where, sort)
     if parsed is None:
         source = Incident
-    elif sqlite:
-        fts_q = to_fts5(parsed)
-        source = _fts.join(Incident, Incident.id == _fts.c.rowid)
-        where.append(text("incident_fts MATCH :fts_q").bindparams(fts_q=fts_q))
-        key = literal_column(_BM25)
     else:
         tsq = to_tsquery(parsed)
         vector = literal_column("incident.search_vector")
         source = Incident
         where.append(vector.op("@@")(tsq))
-        # ts_rank_cd is higher-is-better; negate so both backends sort ascending.
+        # ts_rank_cd reads this row's tsvector only (PostgreSQL's ranking functions use
+        # no global information), so hidden rows cannot move a score or the order.
+        # It is higher-is-better; negate so it sorts ascending like the SQLite key.
         # float8: a float4 rank read back through text would not equal itself in a cursor.
         key = cast(-func.ts_rank_cd(vector, tsq), Double)
 
@@ -318,7 +313,7 @@ def search_incidents(session: Session, principal: Principal,
         cursor = _encode([sort, k, inc.id] if sort == "relevance"
                          else [sort, inc.occurred.isoformat(), inc.id])
     incidents = [r[0] for r in rows]
-    snippets = _snippets(session, parsed, [i.id for i in incidents], sqlite) if parsed else {}
+    snippets = _snippets(session, parsed, [i.id for i in incidents]) if parsed else {}
     reads = read_incidents(session, principal, incidents, html=False)
     hits = [Hit(read, -k if k is not None else None, snippets.get(read.id))
             for read, (_, k) in zip(reads, rows, strict=True)]
@@ -372,23 +367,17 @@ def _link_facets(m, principal: Principal) -> list:
         .group_by(IncidentHarm.harm_type)]
 
 
-def _snippets(session: Session, parsed: ParsedQuery, ids: list[int],
-              sqlite: bool) -> dict[int, str]:
-    """Snippets for the page's rows only (the ids already passed the visibility clause)."""
+def _snippets(session: Session, parsed: ParsedQuery, ids: list[int]) -> dict[int, str]:
+    """PostgreSQL: ts_headline for the page's rows only (they passed the visibility
+    clause); it reads one document at a time. SQLite builds its snippets in Python from
+    the candidates' highlights (_snippet_of)."""
     if not ids:
         return {}
-    if sqlite:
-        stmt = text("SELECT rowid, snippet(incident_fts, -1, :a, :b, '…', 24) "
-                    "FROM incident_fts WHERE incident_fts MATCH :q AND rowid IN "
-                    f"({', '.join(str(int(i)) for i in ids)})")
-        rows = session.connection().execute(
-            stmt, {"a": MARK_OPEN, "b": MARK_CLOSE, "q": to_fts5(parsed)})
-    else:
-        body = Incident.title + " — " + Incident.summary + " " + Incident.search_text
-        options = (f"StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}, MaxWords=30, MinWords=12, "
-                   "HighlightAll=false")
-        rows = session.execute(select(Incident.id, func.ts_headline(
-            _ENGLISH, body, to_tsquery(parsed), options)).where(Incident.id.in_(ids)))
+    body = Incident.title + " — " + Incident.summary + " " + Incident.search_text
+    options = (f"StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}, MaxWords=30, MinWords=12, "
+               "HighlightAll=false")
+    rows = session.execute(select(Incident.id, func.ts_headline(
+        _ENGLISH, body, to_tsquery(parsed), options)).where(Incident.id.in_(ids)))
     return {rid: mark(snippet) for rid, snippet in rows}
 
 
@@ -399,67 +388,86 @@ def mark(snippet: str) -> str:
 
 
 # --- SQLite: a bounded candidate set --------------------------------------------------
-# FTS5's bm25() first counts every row holding each query phrase (a full doclist walk:
-# ~200 ms for a word in every incident of 1M), and exact totals/facets cost a join per
-# match. So on SQLite a query never touches more than the CANDIDATES newest visible
-# matches (FTS5 walks its doclist newest-first and stops there): if there are no more,
-# everything below is exact; if there are, the ranking covers those candidates, paging
-# ends with them, and total/facets are extrapolated from them, flagged as estimates.
-# Whether the bound was hit is decided by visible rows alone, so the flags reveal nothing.
-# Only phrases with document frequency <= SCORED_DF feed bm25 (counting them is cheap);
-# commoner ones carry little idf (log(N/df)) and only filter. None left: newest first.
+# Exact totals/facets cost a join per match, so on SQLite a query never touches more than
+# the CANDIDATES newest visible matches (FTS5 walks its doclist newest-first and stops
+# there): if there are no more, everything below is exact; if there are, the ranking
+# covers those candidates, paging ends with them, and total/facets are extrapolated from
+# them, flagged as estimates. Whether the bound was hit is decided by visible rows alone.
+#
+# Scores use no corpus statistics. FTS5's bm25() weighs each phrase by its document
+# frequency and each row by the average row length, both counted over the whole table,
+# hidden rows included: a caller could read the words of embargoed incidents off a
+# score. Here a row's score is computed from that row alone (_score: per-column match
+# counts from FTS5's highlight(), saturated and length-normalised against fixed lengths:
+# BM25's tf part without its idf), so nothing but the row itself can move it.
+# Only title and summary are scored (highlight() re-tokenises the text, and their size is
+# capped and moderated); linked reports are text any signed-in user can add to without
+# limit, so a match only there scores 0 and ranks after the others, newest first.
 CANDIDATES = 300
-SCORED_DF = 20_000
-DF_PROBE = 64
-DF_TTL_S = 600.0
-_df_cache: dict[tuple[str, tuple[str, ...]], tuple[int, float]] = {}
+# Column weights (title, summary), and the BM25 tf shape with fixed reference lengths
+# in words instead of corpus averages.
+WEIGHTS = (10.0, 4.0)
+REFERENCE_WORDS = (8, 80)
+K1, B = 1.2, 0.75
+SNIPPET_WORDS = 24
+_HIGHLIGHTS = [func.highlight(literal_column("incident_fts"), col, MARK_OPEN, MARK_CLOSE)
+               for col in range(len(WEIGHTS))]
 
 
-def _phrase(words: tuple[str, ...]) -> str:
-    return '"' + " ".join(words) + '"'
+def _score(columns: tuple[str, ...]) -> float:
+    """Higher is better. Per column: tf = matched instances (markers in its highlight),
+    its length in words (spaces + 1), weight * tf * (K1 + 1) / (tf + K1 * (1 - B + B *
+    length / reference)); summed. Runs for every candidate, so it only counts characters
+    (str.count is C); SQL would evaluate highlight() once per reference to it."""
+    total = 0.0
+    for text_, weight, reference in zip(columns, WEIGHTS, REFERENCE_WORDS, strict=True):
+        tf = text_.count(MARK_OPEN) if text_ else 0
+        if tf:
+            norm = K1 * (1 - B + B * (text_.count(" ") + 1) / reference)
+            total += weight * tf * (K1 + 1) / (tf + norm)
+    return round(total, 9)
 
 
-def _df(session: Session, words: tuple[str, ...]) -> int:
-    """Rough document frequency of a phrase, from the spacing of its first DF_PROBE
-    matches. It only decides which phrases bm25 scores (a cost decision), so it is cached
-    per database for DF_TTL_S; it never reaches a response."""
-    key = (str(session.get_bind().url), words)
-    hit = _df_cache.get(key)
-    if hit and time.monotonic() - hit[1] < DF_TTL_S:
-        return hit[0]
-    ids = session.connection().execute(text(
-        "SELECT rowid FROM incident_fts WHERE incident_fts MATCH :p ORDER BY rowid LIMIT :n"),
-        {"p": _phrase(words), "n": DF_PROBE}).scalars().all()
-    if len(ids) < DF_PROBE:
-        df = len(ids)
-    else:
-        # Two subqueries: SQLite answers a lone min() or max() from the index end, but
-        # scans the whole table for both in one SELECT.
-        lo, hi = session.connection().execute(text("SELECT (SELECT min(id) FROM incident), "
-                                      "(SELECT max(id) FROM incident)")).one()
-        df = int(DF_PROBE * (hi - lo + 1) / (ids[-1] - lo + 1))
-    _df_cache[key] = (df, time.monotonic())
-    return df
+def _snippet_of(columns: tuple[str, ...]) -> str | None:
+    """About SNIPPET_WORDS words of the column with the most matches, around its densest
+    run of matches, '…' where cut; from this row's highlight only. None: no match there."""
+    text_ = max(columns, key=lambda c: (c or "").count(MARK_OPEN)) or ""
+    if MARK_OPEN not in text_:
+        return None
+    words = text_.split()
+    if len(words) <= SNIPPET_WORDS:
+        return mark(" ".join(words))
+    hits = [i for i, w in enumerate(words) if MARK_OPEN in w]
+    best, start = -1, 0
+    for h in hits:
+        s = max(0, min(h - 2, len(words) - SNIPPET_WORDS))
+        n = sum(1 for x in hits if s <= x < s + SNIPPET_WORDS)
+        if n > best:
+            best, start = n, s
+    window = words[start:start + SNIPPET_WORDS]
+    before = " ".join(words[:start])
+    # A marked phrase cut by the window keeps its markers balanced.
+    inside = before.count(MARK_OPEN) > before.count(MARK_CLOSE)
+    body = " ".join(window)
+    if inside:
+        body = MARK_OPEN + body
+    if body.count(MARK_OPEN) > body.count(MARK_CLOSE):
+        body += MARK_CLOSE
+    return mark(("…" if start else "") + body
+                + ("…" if start + SNIPPET_WORDS < len(words) else ""))
 
 
-def _rare_groups(session: Session, parsed: ParsedQuery) -> list[list[tuple[str, ...]]]:
-    return [g for g in parsed.groups if all(_df(session, w) <= SCORED_DF for w in g)]
-
-
-def _scores(session: Session, groups: list, ids: list[int]) -> dict[int, float]:
-    """bm25 of the candidates from the query's groups made only of rarer phrases (ANDed
-    as in the query, so FTS5 intersects cheaply). A row scores what it would for the whole
-    query minus the near-zero-idf phrases; with no such group, {}. `+rowid IN`: FTS5
-    walks the id range once and bm25 runs for candidates only (pushed into FTS5 as an
-    IN, every id would restart the query and recount the phrases)."""
-    if not groups or not ids:
+def _report_snippets(session: Session, parsed: ParsedQuery, ids: list[int]) -> dict:
+    """FTS5's snippet() from the linked reports, for page rows that match only there
+    (at most one page of rows; the ids already passed the visibility clause)."""
+    if not ids:
         return {}
     rows = session.connection().execute(text(
-        f"SELECT rowid, {_BM25} FROM incident_fts WHERE incident_fts MATCH :q "
-        "AND rowid BETWEEN :lo AND :hi AND +rowid IN (SELECT value FROM json_each(:ids))"),
-        {"q": " AND ".join("(" + " OR ".join(_phrase(w) for w in g) + ")" for g in groups),
-         "lo": min(ids), "hi": max(ids), "ids": json.dumps(ids)})
-    return dict(rows.all())
+        "SELECT rowid, snippet(incident_fts, 2, :a, :b, '…', 24) FROM incident_fts "
+        "WHERE incident_fts MATCH :q AND rowid IN "
+        f"({', '.join(str(int(i)) for i in ids)})"),
+        {"a": MARK_OPEN, "b": MARK_CLOSE, "q": to_fts5(parsed)})
+    return {rid: mark(snippet) for rid, snippet in rows}
 
 
 def _visible_span(session: Session, vis) -> tuple[int, int]:
@@ -544,13 +552,13 @@ def _read_page(session: Session, principal: Principal, ids: list[int], vis) -> l
 
 
 def _candidates(session: Session, parsed: ParsedQuery, where: list, sort: str) -> list:
-    """(id, severity, status, year[, occurred]) of the newest CANDIDATES + 1 visible
-    matches. `rowid + 0`: FTS5 must drive (newest-first, consuming ORDER BY and LIMIT)
-    and look each incident up by primary key, never be probed once per incident."""
+    """(id, severity, status, year, occurred, title and summary highlighted) of the
+    newest CANDIDATES + 1 visible matches. `rowid + 0`: FTS5 must drive (newest-first,
+    consuming ORDER BY and LIMIT) and look each incident up by primary key, never be
+    probed once per incident. highlight() runs on the row FTS5 is positioned on."""
     match = text("incident_fts MATCH :fts_q").bindparams(fts_q=to_fts5(parsed))
-    cols = [Incident.id, Incident.severity, Incident.status, Incident.year]
-    if sort == "date":
-        cols.append(Incident.occurred)
+    cols = [Incident.id, Incident.severity, Incident.status, Incident.year,
+            Incident.occurred, *_HIGHLIGHTS]
     return [tuple(r) for r in session.connection().execute(
         select(*cols).select_from(_fts.join(Incident, Incident.id == _fts.c.rowid + 0))
         .where(*where, match).order_by(_fts.c.rowid.desc()).limit(CANDIDATES + 1))]
@@ -561,10 +569,10 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
     rows = _candidates(session, parsed, where, sort)
     exact = len(rows) <= CANDIDATES
     rows = rows[:CANDIDATES]
-    rare = _rare_groups(session, parsed) if rows else []
-    scores = _scores(session, rare, [r[0] for r in rows])
+    marked = {r[0]: r[5:7] for r in rows}
+    scores = {i: _score(columns) for i, columns in marked.items()}
     if sort == "relevance":
-        ranked = sorted((scores.get(r[0], 0.0), -r[0]) for r in rows)
+        ranked = sorted((-scores[r[0]], -r[0]) for r in rows)
         if params.cursor:
             _, k, last = _decode(params.cursor, sort)
             ranked = [r for r in ranked if r > (k, -last)]
@@ -581,12 +589,10 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
         i, k = page[-1]
         cursor = _encode([sort, k, i] if sort == "relevance" else [sort, k.isoformat(), i])
     ids = [i for i, _ in page]
-    # Snippets around the rarer words: every hit holds them, and FTS5 then need not seek
-    # through a common word's huge doclist once per hit.
-    snippets = _snippets(session, ParsedQuery(rare) if rare else parsed, ids, True)
     reads = _read_page(session, principal, ids, where[0])
-    hits = [Hit(read, -scores.get(read.id, 0.0) or 0.0, snippets.get(read.id))
-            for read in reads]
+    snippets = {i: _snippet_of(marked[i]) for i in ids}
+    snippets.update(_report_snippets(session, parsed, [i for i in ids if not snippets[i]]))
+    hits = [Hit(read, scores[read.id], snippets.get(read.id)) for read in reads]
     # Facets over the candidates: the scan above already read severity, status and year;
     # the link tables are joined from a JSON list of the candidate ids (one parameter).
     total = len(rows)

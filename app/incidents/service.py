@@ -25,7 +25,7 @@ from app.incidents.tables import (
     IncidentReportLink,
 )
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.timeutil import utcnow
@@ -85,6 +85,16 @@ def reachable(principal: Principal):
     return or_(visible_incidents(principal), via_target)
 
 
+def sees_target(session: Session, principal: Principal, incident: Incident) -> bool:
+    """Whether the caller may learn where a duplicate went. Its reporter and its labs
+    read the duplicate itself, but the target may be embargoed or another lab's: then
+    they are told only that it was merged, never the target's id."""
+    if incident.duplicate_of is None:
+        return False
+    return session.exec(select(Incident.id).where(
+        Incident.id == incident.duplicate_of, visible_incidents(principal))).first() is not None
+
+
 def get_incident(session: Session, principal: Principal, incident_id: int) -> Incident:
     incident = session.exec(select(Incident).where(Incident.id == incident_id,
                                                    reachable(principal))).first()
@@ -138,11 +148,28 @@ def state(incident: Incident) -> dict:
 def _event(session: Session, actor: Principal, incident: Incident, action: str,
            **data) -> None:
     """Incident events are never public: embargoed text must not reach a public feed.
-    One event per affected lab so each lab's members see it; private if none."""
+    One event per affected lab so each lab's members see it; private if none. A
+    duplicate's events name its target only to labs the target affects too (the others
+    may not see it; even the digest would give the id away, so it covers a state without
+    it); coordinators get one private event with everything."""
     data = {"status": incident.status, "version": incident.version, **data}
     lab_ids = lab_ids_of(session, incident.id)
+    full = state(incident)
+    target_labs = set(lab_ids_of(session, incident.duplicate_of)) \
+        if incident.duplicate_of is not None else None
+    if target_labs is not None and not set(lab_ids) <= target_labs:
+        record(session, actor, "incident", incident.id, action, full,
+               visibility="private", data=data)
+        redacted = {k: v for k, v in full.items() if k != "duplicate_of"}
+        quiet = {k: v for k, v in data.items() if k != "duplicate_of"}
+        for lab_id in lab_ids:
+            known = lab_id in target_labs
+            record(session, actor, "incident", incident.id, action,
+                   full if known else redacted, lab_id=lab_id, visibility="lab",
+                   data=data if known else quiet)
+        return
     for lab_id in lab_ids or [None]:
-        record(session, actor, "incident", incident.id, action, state(incident),
+        record(session, actor, "incident", incident.id, action, full,
                lab_id=lab_id, visibility="lab" if lab_id else "private", data=data)
 
 
@@ -313,6 +340,11 @@ def add_report(session: Session, actor: Principal, incident_id: int,
     actor.require_user()
     incident = get_incident(session, actor, incident_id)
     if incident.status == "duplicate":
+        if not sees_target(session, actor, incident):
+            # Adding there would answer with (and log for the caller) the hidden target.
+            raise InvalidTransition("this incident was merged into another one that you "
+                                    "cannot see; a coordinator can add your evidence",
+                                    field="incident_id")
         incident = get_incident(session, actor, incident.duplicate_of)
     report = _new_report(session, actor, data, None)
     session.add(IncidentReportLink(incident_id=incident.id, report_id=report.id))
@@ -389,7 +421,7 @@ def build_reads(principal: Principal, incidents, labs: dict[int, list[str]],
         sees_reporter = principal.is_coordinator or (
             principal.user_id is not None and principal.user_id == i.reporter_id)
         out.append(IncidentRead(
-            id=i.id, title=i.title, summary=i.summary, summary_html=render_markdown(i.summary) if html else None,
+            id=i.id, title=i.title, summary=i.summary, summary_html=stored_html(i, "summary") if html else None,
             occurred=i.occurred, harm_types=i.harm_types, taxonomy_version=i.taxonomy_version,
             severity=i.severity, labs=labs[i.id], models=models[i.id], stage_ids=i.stage_ids,
             checkpoint_ids=i.checkpoint_ids, status=i.status, duplicate_of=i.duplicate_of,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.urls import HttpURL
+
 
 class LabCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: str = Field(min_length=1, max_length=63)
     name: str = Field(min_length=1, max_length=200)
-    url: str | None = Field(default=None, max_length=500)
+    url: HttpURL | None = Field(default=None, max_length=500)
 
 
 class LabRead(BaseModel):

@@ -11,6 +11,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.events.service import record
 from app.labs.tables import Lab
 from app.pagination import PageRequest, paginate
+from app.urls import require_http_url
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -29,6 +30,7 @@ def create_lab(session: Session, actor: Principal, slug: str, name: str,
                url: str | None = None) -> Lab:
     actor.require_coordinator()
     check_slug(slug)
+    require_http_url(url, "url")
     if session.exec(select(Lab).where(Lab.slug == slug)).first():
         raise Conflict(f"lab {slug!r} already exists", field="slug")
     lab = Lab(slug=slug, name=name, url=url)

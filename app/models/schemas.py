@@ -6,12 +6,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.sqltypes import MAX_ID
+
 
 class CardFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     licence: str | None = Field(default=None, max_length=100)
     architecture: str | None = Field(default=None, max_length=100)
-    parameter_count: int | None = Field(default=None, ge=0)
+    parameter_count: int | None = Field(default=None, ge=0, le=MAX_ID)
     languages: list[str] = Field(default_factory=list, max_length=200)
     model_details: str = Field(default="", max_length=100_000)
     intended_use: str = Field(default="", max_length=100_000)

@@ -10,7 +10,7 @@ from app.errors import Conflict, NotFound
 from app.events.service import record
 from app.labs.service import check_slug, get_lab
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.schemas import CardFields, ModelCreate, ModelRead
 from app.models.tables import CARD_SECTIONS, AIModel
 from app.pagination import PageRequest, paginate
@@ -102,5 +102,5 @@ def read_model(session: Session, model: AIModel) -> ModelRead:
     lab = session.get(Lab, model.lab_id)
     data = model.model_dump()
     data["lab"] = lab.slug
-    data["card_html"] = {key: render_markdown(getattr(model, key)) for key in CARD_SECTIONS}
+    data["card_html"] = {key: stored_html(model, key) for key in CARD_SECTIONS}
     return ModelRead.model_validate(data)

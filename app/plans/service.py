@@ -9,7 +9,7 @@ from app.auth.principal import ANONYMOUS, Principal
 from app.errors import Invalid, InvalidTransition, NotFound
 from app.events.service import record
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
@@ -59,7 +59,7 @@ def plan_content(session: Session, plan: ReleasePlan) -> dict:
 def read_plan(session: Session, plan: ReleasePlan) -> PlanRead:
     content = plan_content(session, plan)
     return PlanRead(id=plan.id, lab=content["model"].split("/")[0],
-                    summary_html=render_markdown(plan.summary), version=plan.version,
+                    summary_html=stored_html(plan, "summary"), version=plan.version,
                     created_at=plan.created_at, updated_at=plan.updated_at,
                     filed_at=plan.filed_at, **content)
 

@@ -112,6 +112,8 @@ def test_ranking_snippets_facets(client, corpus, backend):
         assert "&lt;script&gt;" in first["snippet"]
     assert "<mark>Phishing</mark>" in first["snippet"]
     assert first["score"] > page["items"][1]["score"] > page["items"][2]["score"]
+    # A match only in a linked report still gets a snippet from the report.
+    assert "<mark>phishing</mark>" in page["items"][2]["snippet"]
     f = {k: {x["value"]: x["count"] for x in v} for k, v in page["facets"].items()}
     assert f["severity"] == {"high": 1, "low": 2}
     assert f["lab"] == {"lab-a": 2, "lab-b": 1}
@@ -179,9 +181,7 @@ def small_bound(monkeypatch):
     """Shrink the candidate set so a handful of incidents exercise the 1M-row behaviour."""
     from app.incidents import search
     monkeypatch.setattr(search, "CANDIDATES", 2)
-    search._df_cache.clear()
-    yield search
-    search._df_cache.clear()
+    return search
 
 
 def _service_search(principal, **params):
@@ -240,25 +240,16 @@ def test_within_the_bound_everything_is_exact(client, corpus, small_bound, backe
     assert dict(facets["severity"]) == {"high": 1, "low": 2}
 
 
-def test_common_words_filter_but_do_not_score(client, corpus, small_bound, backend):
-    """A phrase commoner than SCORED_DF only filters: with no rarer phrase left the
-    candidates come newest first (on SQLite); totals stay exact within the bound."""
-    small_bound.CANDIDATES = 10
-    small_bound.SCORED_DF = 0
-    page = _search(client, q="phishing")
-    ids = [h["incident"]["id"] for h in page["items"]]
-    assert page["total"] == 3
-    if backend == "sqlite":
-        assert ids == [corpus["report"], corpus["summary"], corpus["title"]]
-        assert {h["score"] for h in page["items"]} == {0.0}
-        # A rarer word in the query still ranks; the common one only has to be present.
-        small_bound.SCORED_DF = 3  # "voice" is in 3 incidents, "phishing" in 4
-        small_bound._df_cache.clear()
-        page = _search(client, q="phishing voice")
-        assert [h["incident"]["id"] for h in page["items"]] == [corpus["summary"]]
-        assert page["items"][0]["score"] > 0
-    else:
-        assert ids == [corpus["title"], corpus["summary"], corpus["report"]]
+def test_scores_are_per_document_and_rank_coverage(client, corpus, backend):
+    """A score depends on its row only: the same text scores the same whatever else is
+    stored, title beats summary beats reports, and matching more of the query wins."""
+    page = _search(client, q="phishing voice")
+    assert [h["incident"]["id"] for h in page["items"]] == [corpus["summary"]]
+    assert page["items"][0]["score"] > 0
+    both = _search(client, q="phishing OR voice")
+    scores = {h["incident"]["id"]: h["score"] for h in both["items"]}
+    assert scores[corpus["summary"]] > scores[corpus["report"]]
+    assert scores[corpus["voice"]] > scores[corpus["report"]]
 
 
 def test_bounded_paging_walks_the_candidates_once(client, corpus, small_bound, backend):
@@ -294,3 +285,17 @@ def test_search_hits_read_exactly_as_read_incidents(client, world, corpus, backe
                 expected = read_incidents(s, principal, [s.get(Incident, h.id) for h in hits],
                                           html=False)
             assert len(hits) >= 4 and hits == expected, (principal, sort)
+
+
+def test_text_cannot_carry_the_match_markers(client, world):
+    """Search counts its private-use markers to score and to build <mark>: text holding
+    them could rank itself first or forge tags, so it is refused, naming the field."""
+    base = {"title": "Ok", "occurred": "2019-06-01", "harm_types": ["spam"],
+            "severity": "low"}
+    for field, body in (("title", {**base, "title": "\ue000win\ue001"}),
+                        ("summary", {**base, "summary": "x\ue000"}),
+                        ("reports.0.text", {**base, "reports": [{"text": "\ue001"}]})):
+        r = client.post(URL, json=body, headers=world.a_member.headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == field
+    assert _search(client, world.coord.headers)["total"] == 0
