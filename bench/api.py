@@ -261,6 +261,93 @@ def measure(env: dict, cache: bool, args) -> list[tuple[str, str, dict]]:
         server.wait(10)
 
 
+def _eval_model(root: Path) -> Path:
+    """A small real GPT-2 (6 layers, 384 wide, ~12M parameters) built from a config: big
+    enough that evaluating it keeps torch busy, built once and kept under bench/out/."""
+    out = root / "eval-gpt2"
+    if (out / "config.json").exists():
+        return out
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from app.evals.corpus import demo_corpus
+
+    eot = "<|endoftext|>"
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(demo_corpus().texts, vocab_size=2000, special_tokens=[eot],
+                            show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=eot,
+                                  eos_token=eot, unk_token=eot, model_max_length=256)
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_layer=6, n_head=6, n_embd=384,
+                     bos_token_id=tok.convert_tokens_to_ids(eot),
+                     eos_token_id=tok.convert_tokens_to_ids(eot))
+    GPT2LMHeadModel(cfg).save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def eval_phase(args, yield_: bool) -> dict:
+    """p99 of public reads while the in-process worker evaluates, against the same server idle."""
+    root = ROOT / "bench" / "out"
+    data = root / "api-eval"
+    shutil.rmtree(data, ignore_errors=True)
+    env = os.environ | {"PYTHONPATH": str(ROOT), "STAGEGATE_INPROCESS_WORKER": "1",
+                        "STAGEGATE_WORKER_YIELD": "1" if yield_ else "0",
+                        "STAGEGATE_DATA_DIR": str(data),
+                        "STAGEGATE_DATABASE_URL": f"sqlite:///{data / 'stagegate.db'}"}
+    cli = [sys.executable, "-m", "app.cli"]
+    subprocess.run([*cli, "demo", "--no-models"], env=env, cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    model_dir = _eval_model(root)
+    server, base = serve(env, True)
+    try:
+        model = httpx.get(f"{base}/api/v1/models").json()["items"][0]
+        subprocess.run([*cli, "user", "create", "bench-uploader", "--lab", model["lab"]],
+                       env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        token = subprocess.run([*cli, "token", "create", "--user", "bench-uploader"], env=env,
+                               cwd=ROOT, check=True, capture_output=True,
+                               text=True).stdout.strip().splitlines()[-1]
+        plan = httpx.get(f"{base}/api/v1/plans").json()["items"][0]["id"]
+        paths = ["/healthz", f"/api/v1/plans/{plan}", f"/api/v1/models/{model['id']}/card",
+                 "/api/v1/evals/results?limit=50"]
+        idle = {p: wrk(base + p, args.seconds, args.connections) for p in paths}
+        files = [("files", (f.name, f.read_bytes(), "application/octet-stream"))
+                 for f in sorted(model_dir.iterdir()) if f.is_file()]
+        for i in range(4):
+            r = httpx.post(f"{base}/api/v1/checkpoints", files=files, timeout=120,
+                           headers={"Authorization": f"Bearer {token}"},
+                           data={"model": f"{model['lab']}/{model['slug']}",
+                                 "name": f"bench-{i}", "access_level": "public"})
+            assert r.status_code == 201, r.text[:500]
+
+        def active() -> int:
+            runs = httpx.get(f"{base}/api/v1/evals/runs?limit=200", timeout=60).json()["items"]
+            return sum(run["status"] == "running" for run in runs)
+
+        for _ in range(600):
+            if active():
+                break
+            time.sleep(0.2)
+        busy = {p: wrk(base + p, args.seconds, args.connections) for p in paths}
+        still = active()
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {"paths": paths, "idle": idle, "busy": busy, "still": still}
+
+
+def print_eval(args, label: str, r: dict) -> None:
+    print(f"\n[{label}] during an evaluation (in-process worker, SQLite, wrk -t1 "
+          f"-c{args.connections} -d{args.seconds}s; a run was "
+          f"{'still' if r['still'] else 'NO LONGER'} running at the end)")
+    print("| endpoint | idle req/s | idle p99 ms | busy req/s | busy p99 ms | p99 busy/idle |"
+          "\n| --- | ---: | ---: | ---: | ---: | ---: |")
+    for p in r["paths"]:
+        a, b = r["idle"][p], r["busy"][p]
+        print(f"| `{p}` | {a['rps']:,.0f} | {a['p99']:.1f} | {b['rps']:,.0f} | {b['p99']:.1f} | "
+              f"{b['p99'] / a['p99']:.1f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
@@ -269,9 +356,17 @@ def main() -> None:
                         help="dataset size as a share of issue 10's (1.0: 500k events)")
     parser.add_argument("--database-url", default="", help="default: SQLite under bench/out/")
     parser.add_argument("--no-baseline", action="store_true", help="cache on only")
+    parser.add_argument("--during-eval", action="store_true",
+                        help="only: p99 of public reads while the in-process worker evaluates")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install -y wrk")
+    if args.during_eval:
+        baseline = eval_phase(args, False)
+        candidate = eval_phase(args, True)
+        print_eval(args, "worker at full speed (STAGEGATE_WORKER_YIELD=0)", baseline)
+        print_eval(args, "worker yielding (nice 10, torch threads < cores)", candidate)
+        return
     env, url = prepare(args)
     db = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     runs = [] if args.no_baseline else [("cache off", measure(env, False, args))]

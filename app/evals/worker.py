@@ -358,7 +358,8 @@ def _yield_to_the_web_server() -> None:
 
 
 def _inprocess_worker(settings: Settings, stop_event: threading.Event) -> None:
-    _yield_to_the_web_server()
+    if settings.worker_yield:
+        _yield_to_the_web_server()
     run_worker(settings, stop_event=stop_event)
 
 
