@@ -45,7 +45,7 @@ _UNTRACKED = ("alembic_version", "read_cache_version", "rate_counter", "web_sess
 class ReadCacheVersion(SQLModel, table=True):
     """One row: PostgreSQL's change counter (SQLite has `PRAGMA data_version` instead)."""
     __tablename__ = "read_cache_version"
-    id: int = Field(primary_key=True)
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 

@@ -23,7 +23,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "read_cache_version",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
