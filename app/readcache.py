@@ -35,7 +35,7 @@ from app.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 TRIGGER = "stagegate_read_version"
-MAX_ENTRY_BYTES = 16 * 2**20
+MAX_ENTRY_BYTES = 64 * 2**20  # a full incidents export at 50k incidents is ~30 MB
 MAX_TOTAL_BYTES = 256 * 2**20
 # No public answer reads these, so writes to them need not drop the cache.
 _UNTRACKED = ("alembic_version", "read_cache_version", "rate_counter", "web_session",
