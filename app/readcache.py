@@ -26,6 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
+import anyio
 from sqlalchemy import BigInteger, Column, func, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
@@ -227,9 +228,35 @@ class ReadCache:
 _BYPASS = (b"authorization", b"cookie", b"if-none-match", b"if-modified-since", b"range")
 
 
+async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: tuple,
+                             token: tuple) -> None:
+    start: dict = {}
+    chunks: list[bytes] = []
+    size = 0
+
+    async def capture(message):
+        nonlocal size
+        if message["type"] == "http.response.start":
+            start.update(message)
+        elif message["type"] == "http.response.body" and size <= MAX_ENTRY_BYTES:
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+        await send(message)
+
+    await app(scope, receive, capture)
+    names = {n.lower() for n, _ in start.get("headers", [])}
+    if (start.get("status") == 200 and size <= MAX_ENTRY_BYTES
+            and not names & {b"set-cookie", b"content-encoding"}):
+        body = b"".join(chunks)
+        headers = [(n, v) for n, v in start["headers"] if n.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        cache.put(key, Answer(start["status"], headers, body), token)
+
+
 def read_cache_middleware(app):
     """Litestar middleware (runs after routing, so the route's `public` marking is known)."""
     caches: dict[str, ReadCache] = {}
+    inflight: dict[tuple, tuple] = {}
     lock = threading.Lock()
 
     def cache_for() -> ReadCache:
@@ -255,35 +282,33 @@ def read_cache_middleware(app):
         if token is None:
             await app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        key = (scope["path"], scope["query_string"], headers.get(b"accept"),
-               headers.get(b"accept-encoding"))
-        answer = cache.get(key, token)
-        if answer is not None:
-            await send({"type": "http.response.start", "status": answer.status,
-                        "headers": answer.headers})
-            await send({"type": "http.response.body", "body": answer.body})
-            return
-        start: dict = {}
-        chunks: list[bytes] = []
-        size = 0
-
-        async def capture(message):
-            nonlocal size
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body" and size <= MAX_ENTRY_BYTES:
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-            await send(message)
-
-        await app(scope, receive, capture)
-        cacheable = (start.get("status") in (200, 404) and size <= MAX_ENTRY_BYTES
-                     and not any(n.lower() == b"set-cookie" for n, _ in start["headers"]))
-        if cacheable:
-            body = b"".join(chunks)
-            headers = [(n, v) for n, v in start["headers"] if n.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(body)).encode()))
-            cache.put(key, Answer(start["status"], headers, body), token)
+        # JSON answers do not depend on Accept; only 200s are stored (error bodies may
+        # follow Accept), and never an encoded body (it would depend on Accept-Encoding).
+        key = (scope["path"], scope["query_string"])
+        while True:
+            answer = cache.get(key, token)
+            if answer is not None:
+                await send({"type": "http.response.start", "status": answer.status,
+                            "headers": answer.headers})
+                await send({"type": "http.response.body", "body": answer.body})
+                return
+            # One computation per key at a time: after a write, a burst of identical reads
+            # would otherwise all miss at once and queue behind each other.
+            running = inflight.get(key)
+            if running is None or running[0] != token:
+                break
+            await running[1].wait()
+            token = cache.token()
+            if token is None:
+                await app(scope, receive, send)
+                return
+        done = anyio.Event()
+        inflight[key] = (token, done)
+        try:
+            await _compute_and_store(app, scope, receive, send, cache, key, token)
+        finally:
+            if inflight.get(key, (None, None))[1] is done:
+                del inflight[key]
+            done.set()
 
     return middleware
