@@ -126,6 +126,7 @@ class ReadCache:
         self._lock = threading.Lock()
         self._seen: object = None
         self._horizon: datetime | None = None
+        self._since: datetime | None = None
         self._generation = 0
         self._sqlite: sqlite3.Connection | None = None
         self._pg = None
@@ -182,7 +183,10 @@ class ReadCache:
             return None
         now = utcnow()
         with self._lock:
-            stale_clock = self._horizon is not None and now >= self._horizon
+            # Valid for since <= now < horizon: no visibility flips inside that interval
+            # (a clock set back, as tests do, leaves it too).
+            stale_clock = ((self._horizon is not None and now >= self._horizon)
+                           or (self._since is not None and now < self._since))
             if version != self._seen or stale_clock:
                 self._entries.clear()
                 self._bytes = 0
@@ -192,7 +196,7 @@ class ReadCache:
                 except Exception:  # noqa: BLE001
                     self._seen = None
                     return None
-                self._seen = version
+                self._seen, self._since = version, now
             return (version, self._generation)
 
     def get(self, key: tuple, token: tuple) -> Answer | None:
