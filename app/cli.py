@@ -212,6 +212,9 @@ from app.evals.cli import worker  # noqa: E402
 
 main.add_command(checkpoint)
 main.add_command(worker)
+from app.norms.cli import policy  # noqa: E402
+
+main.add_command(policy)
 
 
 if __name__ == "__main__":

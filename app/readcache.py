@@ -20,6 +20,7 @@ An entry is stored only if the token did not move while it was computed.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -230,6 +231,9 @@ class ReadCache:
 # --- ASGI middleware -----------------------------------------------------------------
 
 _BYPASS = (b"authorization", b"cookie", b"if-none-match", b"if-modified-since", b"range")
+# Answers that depend on more than the database and the horizon's clock columns: policy
+# files on disk, and compliance verdicts/exemptions judged against today's date.
+_UNCACHED = re.compile(r"^/api/v1/policies|/compliance|/exemptions")
 
 
 async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: tuple,
@@ -276,7 +280,7 @@ def read_cache_middleware(app):
     async def middleware(scope, receive, send):
         handler = scope.get("route_handler")
         if (scope["type"] != "http" or scope["method"] != "GET"
-                or not scope["path"].startswith("/api/")
+                or not scope["path"].startswith("/api/") or _UNCACHED.search(scope["path"])
                 or handler is None or not handler.opt.get("public")
                 or any(name in _BYPASS for name, _ in scope["headers"])):
             await app(scope, receive, send)

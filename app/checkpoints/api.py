@@ -15,6 +15,7 @@ from app.checkpoints.upload_form import read_upload
 from app.db import session_scope
 from app.errors import Invalid, TooLarge
 from app.http import PUBLIC, get, patch
+from app.ids import Id
 from app.pagination import Page, PageRequest
 
 # Multipart framing on top of the files themselves.
@@ -88,13 +89,13 @@ class CheckpointController(Controller):
                         next_cursor=cursor)
 
     @get("/{checkpoint_id:int}", opt=PUBLIC)
-    def get_checkpoint(self, checkpoint_id: int, principal: Principal) -> CheckpointRead:
+    def get_checkpoint(self, checkpoint_id: Id, principal: Principal) -> CheckpointRead:
         with session_scope(write=False) as session:
             return service.read_checkpoint(
                 session, service.get_checkpoint(session, principal, checkpoint_id))
 
     @patch("/{checkpoint_id:int}")
-    def change_access(self, checkpoint_id: int, data: AccessChange,
+    def change_access(self, checkpoint_id: Id, data: AccessChange,
                       principal: Principal) -> CheckpointRead:
         with session_scope() as session:
             ckpt = service.set_access_level(session, principal, checkpoint_id,
@@ -102,7 +103,7 @@ class CheckpointController(Controller):
             return service.read_checkpoint(session, ckpt)
 
     @get("/{checkpoint_id:int}/files/{name:str}", opt=PUBLIC)
-    def download_file(self, checkpoint_id: int, name: str, principal: Principal) -> File:
+    def download_file(self, checkpoint_id: Id, name: str, principal: Principal) -> File:
         with session_scope(write=False) as session:
             path, entry = service.open_file(session, principal, checkpoint_id, name)
         return File(path=path, filename=name, media_type="application/octet-stream",

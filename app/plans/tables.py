@@ -32,6 +32,8 @@ class ReleasePlan(RenderedMarkdown, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     filed_at: datetime | None = None
+    # Policy ids (policies/<id>) the plan declares it follows; see app/norms.
+    policies: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class Stage(SQLModel, table=True):

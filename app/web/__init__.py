@@ -24,7 +24,6 @@ def template_config():
 def html_error_handlers(handlers: dict) -> dict:
     """Wrap the API's problem-detail handlers: browsers asking for a page get the site's
     404/500 page instead; /api/ and /schema keep problem details."""
-    from app.web.pages import internal_error, wrap_error_handler
+    from app.web.pages import wrap_error_handler
 
-    wrapped = {exc: wrap_error_handler(handler) for exc, handler in handlers.items()}
-    return {**wrapped, Exception: internal_error}
+    return {exc: wrap_error_handler(handler) for exc, handler in handlers.items()}

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from datetime import date, datetime
 from pathlib import Path
 
+import pydantic
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
 from litestar.contrib.jinja import JinjaTemplateEngine
@@ -17,21 +18,14 @@ from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
 from app.errors import DomainError
+from app.http import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 
 log = logging.getLogger("stagegate.web")
 TEMPLATES = Path(__file__).parent / "templates"
 
-# The site's Content-Security-Policy: nothing inline, nothing from elsewhere. Set on every
-# page (the router's response_headers) and on error pages (below), in this one place.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-       "form-action 'self'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-    "X-Frame-Options": "DENY",
-}
+# Every response carries the hardening headers (app.http.harden_response); pages are built
+# against that one Content-Security-Policy: nothing inline, nothing from elsewhere.
+CSP = CONTENT_SECURITY_POLICY
 
 
 def _date(value) -> str:
@@ -132,21 +126,14 @@ def wrap_error_handler(handler):
             detail = "There is no page at this address." if exc.status_code == 404 \
                 else str(exc.detail)
             return error_page(request, exc.status_code, detail)
-        return error_page(request, 422, "The address holds a value this page cannot use.")
+        if isinstance(exc, pydantic.ValidationError):
+            return error_page(request, 422, "The address holds a value this page cannot use.")
+        # Anything else is a failure of ours: the API handler logs it with a request id.
+        answer = handler(request, exc).content
+        rid = answer.get("request_id", "") if isinstance(answer, dict) else ""
+        return error_page(request, 500, "The registry could not build this page. The error "
+                                        f"has been logged under request id {rid}.")
     return handle
-
-
-def internal_error(request: Request, exc: Exception) -> Response:
-    """An unexpected failure: the site's 500 page for pages, a problem detail for the API."""
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    if _is_page(request):
-        return error_page(request, 500, "The registry could not build this page. "
-                                        "The error has been logged.")
-    from app.errors import problem
-
-    return Response(problem(500, "Internal Server Error", "an unexpected error occurred",
-                            instance=request.url.path), status_code=500,
-                    media_type="application/problem+json")
 
 
 class PageCache:

@@ -138,14 +138,20 @@ def _api(live, token: str):
     return httpx.Client(base_url=live["url"], headers={"Authorization": f"Bearer {token}"},
                         timeout=30)
 
+XSS_URL = "https://example.org/\"><script>window.__xss=1</script><a href=\""
+
 
 def _store_corpus(live) -> list[str]:
     """Every payload into every field a public page shows; returns the pages to check."""
     payload = "\n\n".join(XSS)
     one = XSS[1]
     coord, alice = _api(live, live["coord_token"]), _api(live, live["alice_token"])
+    # javascript: URLs are refused on input; a URL that tries to break out of its
+    # attribute is stored and must stay inert on every page.
     r = coord.post("/api/v1/labs", json={"slug": "xss-lab", "name": one,
                                          "url": "javascript:window.__xss=1"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", r.text
+    r = coord.post("/api/v1/labs", json={"slug": "xss-lab", "name": one, "url": XSS_URL})
     assert r.status_code == 201, r.text
     r = coord.post("/api/v1/models", json={
         "lab": "tinyscale", "slug": "xss-model", "name": one, "licence": one[:100],
@@ -166,7 +172,7 @@ def _store_corpus(live) -> list[str]:
     r = alice.post("/api/v1/incidents", json={
         "title": one, "summary": payload, "occurred": "2026-03-01", "harm_types": ["other"],
         "severity": "low", "labs": ["tinyscale"], "models": ["tinyscale/xss-model"],
-        "reports": [{"text": payload, "url": "javascript:window.__xss=1"}]})
+        "reports": [{"text": payload, "url": XSS_URL}]})
     assert r.status_code == 201, r.text
     incident = r.json()
     for to in ("triaged", "confirmed"):

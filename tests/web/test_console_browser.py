@@ -185,7 +185,8 @@ def test_stored_script_never_runs_in_the_console(page_, live, accounts):
             "harm_types": ["disinformation"], "severity": "low",
             "summary": f"xsscase {payload} [x](javascript:window.__xss=1)",
             "reporter_contact": payload,
-            "reports": [{"text": f"xsscase {payload}", "url": "javascript:window.__xss=1"}]})
+            "reports": [{"text": f"xsscase {payload}",
+                         "url": "https://example.org/\"><script>window.__xss=1</script>"}]})
         assert r.status_code == 201, r.text
         incident_id = r.json()["id"]
     sign_in(page_, "coord")

@@ -18,7 +18,7 @@ INCIDENT = {"title": "Detector evasion with paraphrase", "occurred": "2026-02-01
             "harm_types": ["disinformation"], "severity": "medium",
             "summary": "Paraphrased samples passed the **detector**.",
             "reports": [{"text": "Seen on a forum: paraphrasing defeats the detector.",
-                         "url": "javascript:alert(1)"}]}
+                         "url": "https://example.org/\"><b>evil</b>"}]}
 
 
 @pytest.fixture
@@ -145,8 +145,8 @@ def test_duplicate_merges_reports_into_the_target(coord, people):  # noqa: F811
 def test_refused_triage_shows_why_and_keeps_what_was_typed(coord, people):  # noqa: F811
     incident_id = submit(coord)
     page = coord.get(f"/console/incidents/{incident_id}", headers=HTML)
-    # A javascript: source URL is shown as text, never as a link.
-    assert 'href="javascript:' not in page.text and "javascript:alert(1)" in page.text
+    # A source URL that tries to break out of its attribute stays escaped.
+    assert "<b>evil</b>" not in page.text and "&lt;b&gt;evil&lt;/b&gt;" in page.text
     # Someone else moved it meanwhile: our version is stale.
     post_form(coord, f"/console/incidents/{incident_id}",
               f"/console/incidents/{incident_id}/transition", {"to": "triaged", "version": "1"})
