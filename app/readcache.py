@@ -245,7 +245,9 @@ async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: t
     async def capture(message):
         nonlocal size
         if message["type"] == "http.response.start":
-            start.update(message)
+            # A copy: the before_send hook adds per-request headers (X-Request-ID) to the
+            # message in place; those must be added afresh on every replay, not stored.
+            start.update(message, headers=list(message.get("headers", [])))
         elif message["type"] == "http.response.body" and size <= MAX_ENTRY_BYTES:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
@@ -297,7 +299,7 @@ def read_cache_middleware(app):
             answer = cache.get(key, token)
             if answer is not None:
                 await send({"type": "http.response.start", "status": answer.status,
-                            "headers": answer.headers})
+                            "headers": list(answer.headers)})  # hooks edit it in place
                 await send({"type": "http.response.body", "body": answer.body})
                 return
             # One computation per key at a time: after a write, a burst of identical reads

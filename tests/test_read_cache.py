@@ -57,6 +57,9 @@ def test_a_repeated_anonymous_read_does_not_touch_the_database(client, world):
         again = {p: anon(client, p) for p in paths}
     assert again == first and all(status == 200 for status, _ in first.values())
     assert seen == []
+    # Per-request headers are not replayed from the cache.
+    ids = {client.get("/api/v1/models").headers["x-request-id"] for _ in range(2)}
+    assert len(ids) == 2
     # Signed-in callers are never served from it: their answer may differ.
     with count_queries() as seen:
         assert client.get("/api/v1/models", headers=world.a_member.headers).status_code == 200
