@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                             Exception: internal_error_handler}),
         template_config=template_config(),
         # Web sign-in: server-side sessions kept in the database, CSRF on every page form.
-        middleware=browser_middleware(settings),
+        middleware=[*browser_middleware(settings), *_read_cache(settings)],
         stores={"sessions": DatabaseSessionStore()},
         request_class=StrictRequest,
         before_send=[harden_response],
@@ -92,6 +92,12 @@ def _startup_hooks(hooks: dict) -> dict:
     from app.markdown import rerender_on_startup
 
     return hooks | {"on_startup": [rerender_on_startup, *hooks.get("on_startup", [])]}
+
+
+def _read_cache(settings: Settings) -> list:
+    from app.readcache import read_cache_middleware
+
+    return [read_cache_middleware] if settings.read_cache else []
 
 
 def _worker_hooks(settings: Settings) -> dict:

@@ -23,6 +23,10 @@ class Settings:
     # The in-process evaluation worker; off when workers run as their own processes.
     inprocess_worker: bool = field(default_factory=lambda: _env("INPROCESS_WORKER", "1") != "0")
     max_page_size: int = 200
+    # Exact cache of anonymous public reads (app/readcache.py); 0 turns it off (benchmarks).
+    read_cache: bool = field(default_factory=lambda: _env("READ_CACHE", "1") != "0")
+    # In-process evaluations at nice 10 with fewer torch threads than cores; 0: full speed.
+    worker_yield: bool = field(default_factory=lambda: _env("WORKER_YIELD", "1") != "0")
     # Proxies whose X-Forwarded-For is believed (comma-separated CIDRs or addresses).
     # Empty: the peer address is the client, whatever headers it sends.
     trusted_proxies: str = field(default_factory=lambda: _env("TRUSTED_PROXIES", ""))

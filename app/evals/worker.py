@@ -35,6 +35,8 @@ STAGING_MAX_AGE_S = 3600.0
 # One suite at a time per process: transformers' from_pretrained is not thread-safe (it
 # patches module globals while loading) and torch already uses every core for one model.
 _RUN_LOCK = threading.Lock()
+# Set by the in-process worker: torch threads to use (None: torch's default, every core).
+_INPROCESS_THREADS: int | None = None
 
 
 def _expired(now):
@@ -203,6 +205,10 @@ def _measure(settings: Settings, run: EvalRun, ckpt: Checkpoint, family, workdir
     """(SuiteResult, manifest digest override) for one job."""
     from app.evals import suites  # torch is imported only here, when a job runs
 
+    if _INPROCESS_THREADS is not None:
+        import torch
+
+        torch.set_num_threads(_INPROCESS_THREADS)
     with _RUN_LOCK:
         if family is not None:
             return run_transfer(settings, family, workdir, corpus, run.seed, device,
@@ -341,12 +347,29 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
     return done
 
 
+def _yield_to_the_web_server() -> None:
+    """In-process evaluations share the machine with the web server (issue 10): at nice 10
+    (Linux nice is per thread and inherited by the torch threads this thread starts) and
+    with fewer torch threads than cores, so public reads keep a core and their latency."""
+    global _INPROCESS_THREADS
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: threads still capped
+        pass
+    _INPROCESS_THREADS = max(1, (os.cpu_count() or 2) - 1)
+
+
+def _inprocess_worker(settings: Settings, stop_event: threading.Event) -> None:
+    if settings.worker_yield:
+        _yield_to_the_web_server()
+    run_worker(settings, stop_event=stop_event)
+
+
 def start_inprocess_worker(settings: Settings):
     """Run the worker in a daemon thread of this process; returns stop()."""
     stop_event = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(settings,),
-                              kwargs={"stop_event": stop_event}, daemon=True,
-                              name="stagegate-worker")
+    thread = threading.Thread(target=_inprocess_worker, args=(settings, stop_event),
+                              daemon=True, name="stagegate-worker")
     thread.start()
 
     def stop(timeout: float = 5.0) -> None:

@@ -26,5 +26,5 @@ class Event(SQLModel, table=True):
     digest: str = Field(max_length=64)
     lab_id: int | None = Field(default=None, foreign_key="lab.id", index=True, sa_type=BIGINT)
     visibility: str = Field(default="lab", max_length=10)
-    visible_from: datetime | None = None
+    visible_from: datetime | None = Field(default=None, index=True)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

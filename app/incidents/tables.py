@@ -34,7 +34,7 @@ class Incident(RenderedMarkdown, table=True):
     checkpoint_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     reporter_id: int | None = Field(default=None, foreign_key="user.id", index=True, sa_type=BIGINT)
     reporter_contact: str | None = Field(default=None, max_length=200)
-    embargo_until: datetime | None = None
+    embargo_until: datetime | None = Field(default=None, index=True)
     status: str = Field(default="submitted", max_length=12)
     duplicate_of: int | None = Field(default=None, foreign_key="incident.id", sa_type=BIGINT)
     version: int = 1

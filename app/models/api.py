@@ -22,8 +22,7 @@ class ModelController(Controller):
                     lab: str | None = None) -> Page[ModelRead]:
         with session_scope(write=False) as session:
             rows, cursor = service.list_models(session, principal, page, lab=lab)
-            return Page(items=[service.read_model(session, m) for m in rows],
-                        next_cursor=cursor)
+            return Page(items=service.read_models(session, rows), next_cursor=cursor)
 
     @post("/")
     def create_model(self, data: ModelCreate, principal: Principal) -> ModelRead:

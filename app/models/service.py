@@ -101,6 +101,16 @@ def update_model(session: Session, actor: Principal, model_id: int, version: int
     return model
 
 
+def read_models(session: Session, models: list[AIModel]) -> list[ModelRead]:
+    """A page of models with their labs in one query: session.get finds them in the
+    identity map, which holds them weakly, so `labs` keeps them alive meanwhile."""
+    labs = list(session.exec(select(Lab).where(Lab.id.in_({m.lab_id for m in models})))) \
+        if models else []
+    page = [read_model(session, m) for m in models]
+    del labs
+    return page
+
+
 def read_model(session: Session, model: AIModel) -> ModelRead:
     lab = session.get(Lab, model.lab_id)
     data = model.model_dump()

@@ -52,8 +52,7 @@ class PlanController(Controller):
                 get_lab(session, lab)
             rows, cursor = service.list_plans(session, principal, page, model=model,
                                               status=status, lab=lab)
-            return Page(items=[service.read_plan(session, p) for p in rows],
-                        next_cursor=cursor)
+            return Page(items=service.read_plans(session, rows), next_cursor=cursor)
 
     @post("/")
     def file_plan(self, data: PlanCreate, principal: Principal) -> Response[PlanRead]:

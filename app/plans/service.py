@@ -45,20 +45,39 @@ def _stages(session: Session, plan_id: int) -> list[Stage]:
                              .order_by(Stage.position)))
 
 
-def plan_content(session: Session, plan: ReleasePlan) -> dict:
+def plan_content(session: Session, plan: ReleasePlan,
+                 stages: list[Stage] | None = None) -> dict:
     """The canonical content of a plan: what revisions store and digests cover."""
     model = session.get(AIModel, plan.model_id)
     lab = session.get(Lab, plan.lab_id)
+    stages = _stages(session, plan.id) if stages is None else stages
     return {
         "model": f"{lab.slug}/{model.slug}", "title": plan.title, "summary": plan.summary,
         "status": plan.status, "policies": list(plan.policies or []),
-        "stages": [StageRead.model_validate(s).model_dump(mode="json")
-                   for s in _stages(session, plan.id)],
+        "stages": [StageRead.model_validate(s).model_dump(mode="json") for s in stages],
     }
 
 
-def read_plan(session: Session, plan: ReleasePlan) -> PlanRead:
-    content = plan_content(session, plan)
+def read_plans(session: Session, plans: list[ReleasePlan]) -> list[PlanRead]:
+    """A page of plans in three queries (models, labs, stages), not three per plan: the
+    rows loaded here sit in the session's identity map, where session.get finds them (it
+    holds them weakly, so `related` keeps them alive until the page is built)."""
+    if not plans:
+        return []
+    related = [*session.exec(select(AIModel).where(AIModel.id.in_({p.model_id for p in plans}))),
+               *session.exec(select(Lab).where(Lab.id.in_({p.lab_id for p in plans})))]
+    stages: dict[int, list[Stage]] = {p.id: [] for p in plans}
+    for stage in session.exec(select(Stage).where(Stage.plan_id.in_(stages))
+                              .order_by(Stage.plan_id, Stage.position)):
+        stages[stage.plan_id].append(stage)
+    page = [read_plan(session, p, stages[p.id]) for p in plans]
+    del related
+    return page
+
+
+def read_plan(session: Session, plan: ReleasePlan,
+              stages: list[Stage] | None = None) -> PlanRead:
+    content = plan_content(session, plan, stages)
     return PlanRead(id=plan.id, lab=content["model"].split("/")[0],
                     summary_html=stored_html(plan, "summary"), version=plan.version,
                     created_at=plan.created_at, updated_at=plan.updated_at,

@@ -1,0 +1,324 @@
+"""Exact cache of anonymous public GET answers, dropped whenever the database or the clock could change them.
+
+Why it is exact:
+- Data: a cache entry is valid only while the database's change token is what it was
+  before the answer was computed. On SQLite the token is `PRAGMA data_version` on a
+  connection of our own (it moves whenever any other connection, in any process,
+  commits). On PostgreSQL it is `read_cache_version.version`, bumped by a deferred
+  trigger on every table in the same transaction as any write (migration 0009), so it is
+  visible exactly when the write is, to every server process.
+- Clock: visibility also depends on time (embargoes, confidentiality, agreement terms,
+  events' `visible_from`). With each token we compute the next instant any of those flips
+  (`horizon`); entries live only while now < horizon, and an answer computed past it is
+  never stored.
+- Audience: only answers to anonymous callers (no Authorization, no Cookie) of routes
+  marked public are stored and served, so an answer is only ever given to a caller whose
+  answer it is.
+An entry is stored only if the token did not move while it was computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+import anyio
+from sqlalchemy import BigInteger, Column, func, select, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel
+
+from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+TRIGGER = "stagegate_read_version"
+MAX_ENTRY_BYTES = 64 * 2**20  # a full incidents export at 50k incidents is ~30 MB
+MAX_TOTAL_BYTES = 256 * 2**20
+# No public answer reads these, so writes to them need not drop the cache.
+_UNTRACKED = ("alembic_version", "read_cache_version", "rate_counter", "web_session",
+              "login_failure")
+
+
+class ReadCacheVersion(SQLModel, table=True):
+    """One row: PostgreSQL's change counter (SQLite has `PRAGMA data_version` instead)."""
+    __tablename__ = "read_cache_version"
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+# --- PostgreSQL change counter (used by migration 0009 and by later migrations) -------
+
+PG_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  -- Once per transaction: the flag is transaction-local (set_config(..., true)).
+  IF coalesce(current_setting('stagegate.read_version_bumped', true), '') <> 'y' THEN
+    UPDATE read_cache_version SET version = version + 1 WHERE id = 1;
+    PERFORM set_config('stagegate.read_version_bumped', 'y', true);
+  END IF;
+  RETURN NULL;
+END $$"""
+
+
+def install_pg_triggers(conn) -> None:
+    """Bump the counter from every table. Deferred to commit, so the counter row is the
+    last lock a writer takes (no lock-order deadlocks); TRUNCATE gets a statement trigger.
+    Idempotent: a migration that adds tables calls this again."""
+    conn.execute(text(PG_FUNCTION))
+    tables = conn.execute(text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars()
+    for table in tables:
+        if table in _UNTRACKED:
+            continue
+        conn.execute(text(f'DROP TRIGGER IF EXISTS {TRIGGER} ON "{table}"'))
+        conn.execute(text(f'DROP TRIGGER IF EXISTS {TRIGGER}_truncate ON "{table}"'))
+        conn.execute(text(
+            f'CREATE CONSTRAINT TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON "{table}" '
+            f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {TRIGGER}()"))
+        conn.execute(text(
+            f'CREATE TRIGGER {TRIGGER}_truncate AFTER TRUNCATE ON "{table}" '
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {TRIGGER}()"))
+
+
+def untracked_pg_tables(conn) -> list[str]:
+    """Tables a write to which would not move the counter (the cache stays off then)."""
+    return list(conn.execute(text(
+        "SELECT t.tablename FROM pg_tables t WHERE t.schemaname = current_schema() "
+        f"AND t.tablename NOT IN ({', '.join(repr(t) for t in _UNTRACKED)}) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "
+        f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE g.tgname = '{TRIGGER}' "
+        "AND c.relname = t.tablename AND n.nspname = t.schemaname)")).scalars())
+
+
+# --- the cache ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: list
+    body: bytes
+
+
+def clock_horizon(engine: Engine, now: datetime) -> datetime | None:
+    """The next instant after `now` at which any time-dependent visibility flips."""
+    from app.agreements.tables import DisclosureAgreement as A
+    from app.events.tables import Event
+    from app.incidents.tables import Incident
+
+    columns = (Incident.embargo_until, Event.visible_from, A.confidential_until,
+               A.starts_at, A.ends_at)
+    with engine.connect() as conn:
+        found = [conn.execute(select(func.min(col)).where(col > now)).scalar()
+                 for col in columns]
+    found = [f for f in found if f is not None]
+    return min(found) if found else None
+
+
+class ReadCache:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._entries: OrderedDict[tuple, Answer] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._seen: object = None
+        self._horizon: datetime | None = None
+        self._since: datetime | None = None
+        self._generation = 0
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg = None
+        self.enabled = self._setup()
+
+    def _setup(self) -> bool:
+        url = self.engine.url
+        if self.engine.dialect.name == "sqlite":
+            if not url.database or url.database == ":memory:":
+                return False
+            self._sqlite = sqlite3.connect(url.database, check_same_thread=False,
+                                           isolation_level=None)
+            return True
+        try:
+            with self.engine.connect() as conn:
+                missing = untracked_pg_tables(conn)
+                conn.execute(text("SELECT version FROM read_cache_version WHERE id = 1"))
+        except Exception as exc:  # noqa: BLE001 - no counter yet (un-migrated): no cache
+            log.warning("read cache off: %s", exc)
+            return False
+        if missing:
+            log.warning("read cache off: no change trigger on %s", ", ".join(missing))
+            return False
+        return True
+
+    def _version(self):
+        if self._sqlite is not None:
+            return self._sqlite.execute("PRAGMA data_version").fetchone()[0]
+        # A connection of our own in autocommit: each read sees the latest commit, and no
+        # pool checkout (with its pre-ping round trip) per request.
+        import psycopg
+
+        with self._lock:
+            try:
+                if self._pg is None or self._pg.closed:
+                    url = self.engine.url.set(drivername="postgresql")
+                    self._pg = psycopg.connect(url.render_as_string(hide_password=False),
+                                               autocommit=True)
+                return self._pg.execute(
+                    "SELECT version FROM read_cache_version WHERE id = 1").fetchone()[0]
+            except psycopg.Error:
+                if self._pg is not None:
+                    self._pg.close()
+                self._pg = None
+                raise
+
+    def token(self) -> tuple | None:
+        """The current (version, clock generation); entries of another token are gone."""
+        if not self.enabled:
+            return None
+        try:
+            version = self._version()
+        except Exception:  # noqa: BLE001 - the database went away: serve uncached
+            return None
+        now = utcnow()
+        with self._lock:
+            # Valid for since <= now < horizon: no visibility flips inside that interval
+            # (a clock set back, as tests do, leaves it too).
+            stale_clock = ((self._horizon is not None and now >= self._horizon)
+                           or (self._since is not None and now < self._since))
+            if version != self._seen or stale_clock:
+                self._entries.clear()
+                self._bytes = 0
+                self._generation += 1
+                try:
+                    self._horizon = clock_horizon(self.engine, now)
+                except Exception:  # noqa: BLE001
+                    self._seen = None
+                    return None
+                self._seen, self._since = version, now
+            return (version, self._generation)
+
+    def get(self, key: tuple, token: tuple) -> Answer | None:
+        with self._lock:
+            if token != (self._seen, self._generation):
+                return None
+            answer = self._entries.get(key)
+            if answer is not None:
+                self._entries.move_to_end(key)
+            return answer
+
+    def put(self, key: tuple, answer: Answer, token: tuple) -> bool:
+        if len(answer.body) > MAX_ENTRY_BYTES:
+            return False
+        # Nothing may have been committed, nor the clock passed a flip, since `token`.
+        if self.token() != token:
+            return False
+        with self._lock:
+            if token != (self._seen, self._generation):
+                return False
+            old = self._entries.pop(key, None)
+            self._bytes -= len(old.body) if old else 0
+            self._entries[key] = answer
+            self._bytes += len(answer.body)
+            while self._bytes > MAX_TOTAL_BYTES and self._entries:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= len(dropped.body)
+            return True
+
+
+# --- ASGI middleware -----------------------------------------------------------------
+
+_BYPASS = (b"authorization", b"cookie", b"if-none-match", b"if-modified-since", b"range")
+# Answers that depend on more than the database and the horizon's clock columns: policy
+# files on disk, and compliance verdicts/exemptions judged against today's date.
+_UNCACHED = re.compile(r"^/api/v1/policies|/compliance|/exemptions")
+
+
+async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: tuple,
+                             token: tuple) -> None:
+    start: dict = {}
+    chunks: list[bytes] = []
+    size = 0
+
+    async def capture(message):
+        nonlocal size
+        if message["type"] == "http.response.start":
+            # A copy: the before_send hook adds per-request headers (X-Request-ID) to the
+            # message in place; those must be added afresh on every replay, not stored.
+            start.update(message, headers=list(message.get("headers", [])))
+        elif message["type"] == "http.response.body" and size <= MAX_ENTRY_BYTES:
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+        await send(message)
+
+    await app(scope, receive, capture)
+    names = {n.lower() for n, _ in start.get("headers", [])}
+    if (start.get("status") == 200 and size <= MAX_ENTRY_BYTES
+            and not names & {b"set-cookie", b"content-encoding"}):
+        body = b"".join(chunks)
+        headers = [(n, v) for n, v in start["headers"] if n.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        cache.put(key, Answer(start["status"], headers, body), token)
+
+
+def read_cache_middleware(app):
+    """Litestar middleware (runs after routing, so the route's `public` marking is known)."""
+    caches: dict[str, ReadCache] = {}
+    inflight: dict[tuple, tuple] = {}
+    lock = threading.Lock()
+
+    def cache_for() -> ReadCache:
+        from app.db import get_engine
+
+        engine = get_engine()
+        key = str(engine.url)
+        with lock:
+            if key not in caches:
+                caches[key] = ReadCache(engine)
+            return caches[key]
+
+    async def middleware(scope, receive, send):
+        handler = scope.get("route_handler")
+        if (scope["type"] != "http" or scope["method"] != "GET"
+                or not scope["path"].startswith("/api/") or _UNCACHED.search(scope["path"])
+                or handler is None or not handler.opt.get("public")
+                or any(name in _BYPASS for name, _ in scope["headers"])):
+            await app(scope, receive, send)
+            return
+        cache = cache_for()
+        token = cache.token()
+        if token is None:
+            await app(scope, receive, send)
+            return
+        # JSON answers do not depend on Accept; only 200s are stored (error bodies may
+        # follow Accept), and never an encoded body (it would depend on Accept-Encoding).
+        key = (scope["path"], scope["query_string"])
+        while True:
+            answer = cache.get(key, token)
+            if answer is not None:
+                await send({"type": "http.response.start", "status": answer.status,
+                            "headers": list(answer.headers)})  # hooks edit it in place
+                await send({"type": "http.response.body", "body": answer.body})
+                return
+            # One computation per key at a time: after a write, a burst of identical reads
+            # would otherwise all miss at once and queue behind each other.
+            running = inflight.get(key)
+            if running is None or running[0] != token:
+                break
+            await running[1].wait()
+            token = cache.token()
+            if token is None:
+                await app(scope, receive, send)
+                return
+        done = anyio.Event()
+        inflight[key] = (token, done)
+        try:
+            await _compute_and_store(app, scope, receive, send, cache, key, token)
+        finally:
+            if inflight.get(key, (None, None))[1] is done:
+                del inflight[key]
+            done.set()
+
+    return middleware
