@@ -48,7 +48,8 @@ def load_plan_file(path: str | Path, *, file: bool = True) -> PlanCreate:
     if not isinstance(data, dict):
         raise Invalid(f"{path}: a plan file holds a mapping (model, title, stages)",
                       field="file")
-    data.setdefault("file", file)
+    # --draft wins over the file's own `file: true`; otherwise the file decides.
+    data["file"] = bool(data.get("file", True)) if file else False
     try:
         return PlanCreate.model_validate(data)
     except ValidationError as exc:
