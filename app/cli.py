@@ -126,6 +126,7 @@ def lab() -> None:
 @click.option("--name", required=True)
 @click.option("--url")
 def lab_create(slug: str, name: str, url: str | None) -> None:
+    """Create a lab (operator, local database)."""
     from app.db import session_scope
     from app.labs.service import create_lab
 
@@ -145,6 +146,7 @@ def user() -> None:
 @click.option("--role", type=click.Choice(["lab_admin", "lab_member"]), default="lab_member")
 @click.option("--coordinator", is_flag=True)
 def user_create(name: str, lab_slug: str | None, role: str, coordinator: bool) -> None:
+    """Create a user in a lab, or a coordinator (operator, local database)."""
     from app.auth.service import create_user
     from app.db import session_scope
 
@@ -182,6 +184,7 @@ def token_create(user_name: str, label: str | None, expires_in_days: int | None)
 @token.command("revoke")
 @click.argument("prefix")
 def token_revoke(prefix: str) -> None:
+    """Revoke a token by its prefix (operator, local database)."""
     from app.auth.service import revoke_token
     from app.db import session_scope
 

@@ -67,12 +67,17 @@ def plan_show(client, plan_id: int, as_json: bool) -> None:
 @click.option("--stage", "position", type=int, help="move this stage (its position) instead")
 @click.option("--actual-date", help="release date of a stage (YYYY-MM-DD)")
 @click.option("--reason", help="why, recorded in the event log")
-@click.option("--version", type=int, help="expected version (optimistic locking)")
+@click.option("--version", type=int,
+              help="refuse if the plan is no longer at this version (default: the current one)")
 @as_json_option
 @remote
 def plan_transition(client, plan_id, to, position, actual_date, reason, version,
                     as_json) -> None:
     """Move plan PLAN_ID (or one of its stages) to state TO, e.g. `filed` or `released`."""
+    if version is None:
+        # The API asks which version the change was meant for; a command typed now
+        # means the plan as it is now.
+        version = client.get(f"/api/v1/plans/{plan_id}")["version"]
     body = {k: v for k, v in {"to": to, "reason": reason, "version": version,
                               "actual_date": actual_date}.items() if v is not None}
     path = f"/api/v1/plans/{plan_id}/transitions" if position is None else \
