@@ -89,12 +89,14 @@ def restore_backup(settings, source: Path, *, force: bool = False) -> dict:
     unless `force`."""
     from app.db import engine_for
 
-    with tarfile.open(source) as tar, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         try:
-            tar.extractall(work, filter="data")  # refuses absolute paths and links out
-        except tarfile.TarError as exc:
-            raise Invalid(f"{source}: not a stagegate backup ({exc})", field="file") from None
+            with tarfile.open(source) as tar:
+                tar.extractall(work, filter="data")  # refuses absolute paths, links out
+        except tarfile.TarError:
+            raise Invalid(f"{source}: not a stagegate backup (not a tar file)",
+                          field="file") from None
         try:
             summary = json.loads((work / MANIFEST).read_text())
         except (OSError, ValueError):

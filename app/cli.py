@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -166,14 +166,21 @@ def token() -> None:
 @token.command("create")
 @click.option("--user", "user_name", required=True)
 @click.option("--label")
-@click.option("--expires-in-days", type=int)
-def token_create(user_name: str, label: str | None, expires_in_days: int | None) -> None:
-    """Print a new token as the last line; it is not stored and cannot be shown again."""
+@click.option("--expires-in-days", type=click.IntRange(1), help="valid for this many days")
+@click.option("--expires-at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="valid until this UTC date or time (API field expires_at)")
+def token_create(user_name: str, label: str | None, expires_in_days: int | None,
+                 expires_at: datetime | None) -> None:
+    """Print a new token as the last line; it is not stored and cannot be shown again
+    (operator, local database)."""
     from app.auth.service import create_token, get_user
     from app.db import session_scope
     from app.timeutil import utcnow
 
-    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    if expires_in_days and expires_at:
+        raise click.UsageError("give --expires-in-days or --expires-at, not both")
+    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else \
+        (expires_at.replace(tzinfo=UTC) if expires_at else None)
     with session_scope() as session:
         row, secret = create_token(session, SYSTEM, get_user(session, user_name),
                                    label=label, expires_at=expires)
