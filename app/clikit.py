@@ -75,3 +75,6 @@ def emit(data: object, as_json: bool, columns: list[str] | None = None) -> None:
 class Fail(click.ClickException):
     """A one-line error found by the CLI itself; exit code 2 like every other error."""
     exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)

@@ -55,3 +55,21 @@ def test_watch_a_cancelled_run_fails_and_rerun_queues_another(world, client, que
     assert new["id"] != run_id and new["status"] == "queued"
     code, _, err = stagegate("eval", "rerun", run_id)  # anonymous
     assert code == 2 and err.startswith("error: 401")
+
+
+def test_reported_import_from_a_results_file(world, client, stagegate, tmp_path):
+    from tests.evals.test_results_api import LM_EVAL
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(LM_EVAL))
+    code, out, err = stagegate("reported", "import", "lab-a/m", path, "--source-name", "paper",
+                               "--source-url", "https://example.org/paper", "--json",
+                               as_=world.a_member)
+    assert code == 0, err
+    rows = json.loads(out)
+    api = client.get("/api/v1/evals/results?source=reported").json()["items"]
+    assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in api) and rows
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    code, out, err = stagegate("reported", "import", "lab-a/m", broken, as_=world.a_member)
+    assert code == 2 and err.startswith("error: ") and "not valid JSON" in err
