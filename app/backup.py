@@ -41,7 +41,7 @@ def _run(args: list[str]) -> None:
     if shutil.which(args[0]) is None:
         raise Invalid(f"{args[0]} is not installed; it is needed for PostgreSQL backups",
                       field="database")
-    done = subprocess.run(args, capture_output=True, text=True)
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["failed"])[-1]
         raise Invalid(f"{args[0]}: {last}", field="database")

@@ -158,6 +158,25 @@ def user_create(name: str, lab_slug: str | None, role: str, coordinator: bool) -
     click.echo(f"created user {name}")
 
 
+@user.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True,
+              help="read the password from the first line of stdin (scripts)")
+def user_set_password(name: str, password_stdin: bool) -> None:
+    """Set the password a user signs in to the web console with (argon2id)."""
+    from app.auth.passwords import set_password
+    from app.auth.service import get_user
+    from app.db import session_scope
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with session_scope() as session:
+        set_password(session, SYSTEM, get_user(session, name), password)
+    click.echo(f"password set for {name}; their other web sessions have ended")
+
+
 @main.group()
 def token() -> None:
     """API tokens."""
@@ -201,18 +220,19 @@ def token_revoke(prefix: str) -> None:
 
 
 # -- domain command groups (each imports its dependencies per command) --
-from app.agreements.cli import agreement  # noqa: E402
-from app.auth.cli import lab_list, login, logout, token_list, user_list, whoami  # noqa: E402
-from app.backup import backup, restore  # noqa: E402
-from app.checkpoints.cli import checkpoint  # noqa: E402
-from app.evals.cli import worker  # noqa: E402
-from app.evals.commands import eval_group, reported  # noqa: E402
-from app.incidents.cli import incident  # noqa: E402
-from app.models.cli import card, model  # noqa: E402
-from app.plans.cli import plan  # noqa: E402
+from app.agreements.cli import agreement
+from app.auth.cli import lab_list, login, logout, token_list, user_list, whoami
+from app.backup import backup, restore
+from app.checkpoints.cli import checkpoint
+from app.evals.cli import worker
+from app.evals.commands import eval_group, reported
+from app.incidents.cli import incident
+from app.models.cli import card, model
+from app.norms.cli import policy
+from app.plans.cli import plan
 
 for command in (agreement, checkpoint, worker, eval_group, reported, incident, model, card,
-                plan, login, logout, whoami, backup, restore):
+                plan, login, logout, whoami, backup, restore, policy):
     main.add_command(command)
 token.add_command(token_list)
 lab.add_command(lab_list)

@@ -55,7 +55,7 @@ def table(rows: Iterable[dict], columns: list[str]) -> str:
     header = [c.upper() for c in columns]
     widths = [max([len(header[i])] + [len(line[i]) for line in cells])
               for i in range(len(columns))]
-    fmt = lambda line: "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()  # noqa: E731
+    fmt = lambda line: "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
     return "\n".join([fmt(header), *(fmt(line) for line in cells)])
 
 

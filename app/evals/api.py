@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from litestar import Controller, Response
 
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.evals import hf_export, reported, service
 from app.evals.schemas import ReportedImport, ResultRead, RunRead, RunRequest
+from app.evals.tables import RUN_STATUSES
 from app.http import PUBLIC, get, post
+from app.ids import Id, OptionalId
 from app.pagination import Page, PageRequest
 
 
@@ -23,8 +27,8 @@ class EvalController(Controller):
 
     @get("/runs", opt=PUBLIC)
     def list_runs(self, principal: Principal, page: PageRequest, model: str | None = None,
-                  checkpoint_id: int | None = None,
-                  status: str | None = None) -> Page[RunRead]:
+                  checkpoint_id: OptionalId = None,
+                  status: Literal[RUN_STATUSES] | None = None) -> Page[RunRead]:
         with session_scope(write=False) as session:
             rows, cursor = service.list_runs(session, principal, page, model=model,
                                              checkpoint_id=checkpoint_id, status=status)
@@ -37,19 +41,20 @@ class EvalController(Controller):
                                                         data.checkpoint_id, data.suite))
 
     @get("/runs/{run_id:int}", opt=PUBLIC)
-    def get_run(self, run_id: int, principal: Principal) -> RunRead:
+    def get_run(self, run_id: Id, principal: Principal) -> RunRead:
         with session_scope(write=False) as session:
             return service.read_run(service.get_run(session, principal, run_id))
 
     @post("/runs/{run_id:int}/cancel", status_code=200)
-    def cancel_run(self, run_id: int, principal: Principal) -> RunRead:
+    def cancel_run(self, run_id: Id, principal: Principal) -> RunRead:
         with session_scope() as session:
             return service.read_run(service.cancel_run(session, principal, run_id))
 
     @get("/results", opt=PUBLIC)
     def list_results(self, principal: Principal, page: PageRequest, model: str | None = None,
-                     checkpoint_id: int | None = None, suite: str | None = None,
-                     source: str | None = None) -> Page[ResultRead]:
+                     checkpoint_id: OptionalId = None, suite: str | None = None,
+                     source: Literal["measured", "reported"] | None = None
+                     ) -> Page[ResultRead]:
         with session_scope(write=False) as session:
             rows, cursor = service.list_results(session, principal, page, model=model,
                                                 checkpoint_id=checkpoint_id, suite=suite,
@@ -57,7 +62,7 @@ class EvalController(Controller):
             return Page(items=[service.read_result(r) for r in rows], next_cursor=cursor)
 
     @get("/results/{result_id:int}", opt=PUBLIC)
-    def get_result(self, result_id: int, principal: Principal) -> ResultRead:
+    def get_result(self, result_id: Id, principal: Principal) -> ResultRead:
         with session_scope(write=False) as session:
             return service.read_result(service.get_result(session, principal, result_id))
 
@@ -68,20 +73,20 @@ class ModelCardController(Controller):
     tags = ["evaluations"]
 
     @post("/reported-results", status_code=201)
-    def import_reported(self, model_id: int, data: ReportedImport,
+    def import_reported(self, model_id: Id, data: ReportedImport,
                         principal: Principal) -> list[ResultRead]:
         with session_scope() as session:
             rows = reported.import_reported(session, principal, model_id, data)
             return [service.read_result(r) for r in rows]
 
     @get("/card", opt=PUBLIC)
-    def get_card(self, model_id: int, principal: Principal) -> dict:
+    def get_card(self, model_id: Id, principal: Principal) -> dict:
         with session_scope(write=False) as session:
             return hf_export.live_card(session, principal, model_id)
 
-    @get("/card.md", opt=PUBLIC, media_type="text/markdown; charset=utf-8")
-    def export_card(self, model_id: int, principal: Principal) -> Response[str]:
+    @get("/card.md", opt=PUBLIC, media_type="text/markdown")
+    def export_card(self, model_id: Id, principal: Principal) -> Response[str]:
         with session_scope(write=False) as session:
             text = hf_export.readme(session, principal, model_id)
-        return Response(text, media_type="text/markdown; charset=utf-8",
+        return Response(text, media_type="text/markdown",
                         headers={"Content-Disposition": 'attachment; filename="README.md"'})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import yaml
 from sqlmodel import Session, select
 
 from app.auth.principal import Principal
@@ -19,46 +18,103 @@ from app.events.service import record
 from app.labs.tables import Lab
 from app.models.service import get_model
 from app.models.tables import AIModel
+from app.safeyaml import check_depth, load_json, load_yaml
 from app.timeutil import digest
 
+# Limits on one import: a real lm-eval results file or model card is tens of kB.
 MAX_RESULTS = 500
+MAX_CONTENT_BYTES = 2 * 1024 * 1024
+MAX_METRICS = 200
+MAX_VERSION = 2**31 - 1
 
 
 def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _version(raw) -> int:
     try:
-        return int(float(raw))
-    except (TypeError, ValueError):
+        return float(value) if math.isfinite(value) else None
+    except OverflowError:       # an int beyond float range
+        return None
+
+
+def _version(raw, field: str) -> int:
+    """lm-eval versions are numbers ("1.0", 2); old YAML tasks say "Yaml", kept as 0."""
+    if raw is None or isinstance(raw, str) and not raw.strip():
         return 0
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise Invalid("a version is a number or a string", field=field)
+    try:
+        number = float(raw)
+    except ValueError:
+        return 0
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or not 0 <= number <= MAX_VERSION:
+        raise Invalid(f"a version is a finite number from 0 to {MAX_VERSION}", field=field)
+    return int(number)
+
+
+def _mapping(value, field: str, *, required: bool = False) -> dict:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid("must be an object (a mapping)", field=field)
+    return value
+
+
+def _sequence(value, field: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid("must be a list", field=field)
+    return value
+
+
+def _text(value, field: str, max_length: int, *, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Invalid("must be a string", field=field)
+    value = str(value)
+    if not value or len(value) > max_length or "\x00" in value:
+        raise Invalid(f"must be 1 to {max_length} characters without NUL", field=field)
+    return value
+
+
+def _bounded_content(content) -> object:
+    """The content as parsed data: size, depth, aliases and strict JSON are checked here."""
+    if isinstance(content, str):
+        return content
+    check_depth(content, field="content")
+    size = len(json.dumps(content, allow_nan=False, default=str))
+    if size > MAX_CONTENT_BYTES:
+        raise Invalid(f"{size} bytes; at most {MAX_CONTENT_BYTES} per import",
+                      field="content", limit=MAX_CONTENT_BYTES)
+    return content
 
 
 def parse_lm_eval(doc) -> list[dict]:
     """`results: {task: {"metric,filter": value, "metric_stderr,filter": value}}` plus
     `versions`, `configs`, `n-shot`; older files use plain "acc" / "acc_stderr" keys."""
     if isinstance(doc, str):
-        try:
-            doc = json.loads(doc)
-        except json.JSONDecodeError as exc:
-            raise Invalid(f"not JSON: {exc}", field="content") from None
+        doc = load_json(doc, field="content", max_bytes=MAX_CONTENT_BYTES)
+    doc = _bounded_content(doc)
     results = doc.get("results") if isinstance(doc, dict) else None
     if not isinstance(results, dict) or not results:
         raise Invalid("an lm-eval results file needs a non-empty 'results' object",
                       field="content.results")
-    versions, configs = doc.get("versions") or {}, doc.get("configs") or {}
-    n_shot = doc.get("n-shot") or {}
-    run_config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    versions = _mapping(doc.get("versions"), "content.versions")
+    configs = _mapping(doc.get("configs"), "content.configs")
+    n_shot = _mapping(doc.get("n-shot"), "content.n-shot")
+    run_config = _mapping(doc.get("config"), "content.config")
     origin = {"format": "lm-eval-harness", "lm_eval_version": doc.get("lm_eval_version"),
               "git_hash": doc.get("git_hash"), "date": doc.get("date"),
               "model_args": run_config.get("model_args")}
     out = []
     for task, values in results.items():
-        if not isinstance(values, dict):
-            raise Invalid(f"results[{task!r}] must be an object", field=f"content.results.{task}")
+        where = f"content.results.{task}"
+        _text(task, where, 128, required=True)
+        values = _mapping(values, where, required=True)
         metrics, stderr = {}, {}
         for key, value in values.items():
             name, _, filt = key.partition(",")
@@ -74,10 +130,15 @@ def parse_lm_eval(doc) -> list[dict]:
                 metrics[label] = number
         if not metrics:
             continue
-        cfg = configs.get(task) if isinstance(configs.get(task), dict) else {}
+        if len(metrics) > MAX_METRICS:
+            raise Invalid(f"at most {MAX_METRICS} metrics per task", field=where)
+        cfg = _mapping(configs.get(task), f"content.configs.{task}")
+        dataset = cfg.get("dataset_path")
         out.append({
-            "suite_id": task, "suite_version": _version(versions.get(task)),
-            "dataset_name": cfg.get("dataset_path") or task,
+            "suite_id": task,
+            "suite_version": _version(versions.get(task), f"content.versions.{task}"),
+            "dataset_name": (_text(dataset, f"content.configs.{task}.dataset_path", 200)
+                             if dataset is not None else task[:200]),
             "config": cfg, "metrics": metrics,
             "details": {"stderr": stderr, "version": versions.get(task),
                         "n_shot": n_shot.get(task, cfg.get("num_fewshot")),
@@ -91,6 +152,9 @@ def parse_lm_eval(doc) -> list[dict]:
 
 def front_matter(text: str) -> dict:
     """The YAML block between the leading '---' lines of a README.md."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTENT_BYTES:
+        raise Invalid(f"at most {MAX_CONTENT_BYTES} bytes per import", field="content",
+                      limit=MAX_CONTENT_BYTES)
     lines = text.lstrip("\ufeff").splitlines()
     if not lines or lines[0].strip() != "---":
         raise Invalid("README has no YAML front matter (a leading '---' block)",
@@ -99,48 +163,63 @@ def front_matter(text: str) -> dict:
         end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
     except StopIteration:
         raise Invalid("README front matter is not closed by '---'", field="content") from None
-    try:
-        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
-    except yaml.YAMLError as exc:
-        raise Invalid(f"front matter is not valid YAML: {exc}", field="content") from None
+    meta = load_yaml("\n".join(lines[1:end]), field="content",
+                     max_bytes=MAX_CONTENT_BYTES) or {}
     if not isinstance(meta, dict):
         raise Invalid("front matter must be a YAML mapping", field="content")
     return meta
 
 
 def parse_model_index(content) -> list[dict]:
-    meta = front_matter(content) if isinstance(content, str) else content
+    meta = front_matter(content) if isinstance(content, str) else _bounded_content(content)
     index = meta.get("model-index") if isinstance(meta, dict) else None
     if not isinstance(index, list) or not index:
         raise Invalid("no 'model-index' list in the metadata", field="content.model-index")
     out = []
     for i, entry in enumerate(index):
-        for j, res in enumerate((entry or {}).get("results") or []):
-            where = f"content.model-index[{i}].results[{j}]"
-            task, dataset = res.get("task") or {}, res.get("dataset") or {}
-            if not isinstance(dataset, dict) or not (dataset.get("type") or dataset.get("name")):
+        at = f"content.model-index[{i}]"
+        entry = _mapping(entry, at, required=True)
+        name = _text(entry.get("name"), f"{at}.name", 300)
+        for j, res in enumerate(_sequence(entry.get("results"), f"{at}.results")):
+            where = f"{at}.results[{j}]"
+            res = _mapping(res, where, required=True)
+            task = _mapping(res.get("task"), f"{where}.task")
+            dataset = _mapping(res.get("dataset"), f"{where}.dataset")
+            if not (dataset.get("type") or dataset.get("name")):
                 raise Invalid("each result needs dataset.type", field=f"{where}.dataset")
-            metrics = {}
-            for m in res.get("metrics") or []:
-                number = _number((m or {}).get("value"))
+            suite = _text(dataset.get("type") or dataset.get("name"), f"{where}.dataset.type",
+                          128, required=True)
+            dataset_name = _text(dataset.get("name"), f"{where}.dataset.name", 200)
+            metrics, verified = {}, []
+            for m in _sequence(res.get("metrics"), f"{where}.metrics"):
+                number = _number(m.get("value")) if isinstance(m, dict) else None
                 if number is None or not m.get("type"):
                     raise Invalid("each metric needs a type and a numeric value",
                                   field=f"{where}.metrics")
-                label = m["type"] if not m.get("config") else f"{m['type']},{m['config']}"
+                label = _text(m["type"], f"{where}.metrics", 200, required=True)
+                if m.get("config") is not None:
+                    label = f"{label},{_text(m['config'], f'{where}.metrics', 200)}"
                 metrics[label] = number
+                verified.append(bool(m.get("verified")))
             if not metrics:
                 continue
-            args = dataset.get("args") if isinstance(dataset.get("args"), dict) else {}
+            if len(metrics) > MAX_METRICS:
+                raise Invalid(f"at most {MAX_METRICS} metrics per result",
+                              field=f"{where}.metrics")
+            args = _mapping(dataset.get("args"), f"{where}.dataset.args")
             out.append({
-                "suite_id": str(dataset.get("type") or dataset.get("name")),
-                "suite_version": _version(args.get("suite_version")),
-                "dataset_name": dataset.get("name"),
+                "suite_id": suite,
+                "suite_version": _version(args.get("suite_version"),
+                                          f"{where}.dataset.args.suite_version"),
+                "dataset_name": dataset_name,
                 "config": {"task": task, "dataset": dataset},
                 "metrics": metrics,
-                "details": {"verified": [bool(m.get("verified")) for m in res["metrics"]]},
+                "details": {"verified": verified},
                 "origin": {"format": "model-index", "source": res.get("source")},
-                "entry": entry.get("name"),
+                "entry": name,
             })
+            if len(out) > MAX_RESULTS:
+                raise Invalid(f"at most {MAX_RESULTS} results per import", field="content")
     if not out:
         raise Invalid("the model-index lists no numeric results", field="content.model-index")
     return out

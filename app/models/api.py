@@ -7,6 +7,7 @@ from litestar import Controller, Request, Response
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.http import PUBLIC, expected_version, get, patch, post, with_etag
+from app.ids import Id
 from app.models import service
 from app.models.schemas import ModelCreate, ModelRead, ModelUpdate
 from app.pagination import Page, PageRequest
@@ -31,7 +32,7 @@ class ModelController(Controller):
                 session, service.create_model(session, principal, data)), 201)
 
     @get("/{model_id:int}", opt=PUBLIC)
-    def get_model(self, model_id: int, principal: Principal) -> Response[ModelRead]:
+    def get_model(self, model_id: Id, principal: Principal) -> Response[ModelRead]:
         """The ETag is the model's version: send it back in If-Match (PATCH) or
         If-None-Match (GET, answered 304 while unchanged)."""
         with session_scope(write=False) as session:
@@ -39,7 +40,7 @@ class ModelController(Controller):
                 session, service.get_model(session, principal, model_id)))
 
     @patch("/{model_id:int}")
-    def update_model(self, model_id: int, data: ModelUpdate, request: Request,
+    def update_model(self, model_id: Id, data: ModelUpdate, request: Request,
                      principal: Principal) -> Response[ModelRead]:
         with session_scope() as session:
             model = service.update_model(session, principal, model_id,

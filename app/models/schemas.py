@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.sqltypes import MAX_ID
+from app.ids import MAX_ID, OptionalId
 
 
 class CardFields(BaseModel):
@@ -36,7 +36,7 @@ class ModelCreate(CardFields):
 class ModelUpdate(BaseModel):
     """Only the fields sent change; `version` must match the stored one."""
     model_config = ConfigDict(extra="forbid")
-    version: int | None = None
+    version: OptionalId = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     public: bool | None = None
     card: dict | None = None

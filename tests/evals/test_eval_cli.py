@@ -25,8 +25,8 @@ def test_watch_follows_a_run_to_success_then_results_list(world, settings, queue
     code, out, _ = stagegate("eval", "runs", "--checkpoint", queued, "--json")
     runs = json.loads(out)
     assert len(runs) == 3 and {r["status"] for r in runs} == {"queued"}
-    worker = threading.Thread(target=run_worker, args=(settings,), kwargs=dict(
-        once=True, corpus=corpus(), config_overrides=SMALL, enqueue_every_s=None))
+    worker = threading.Thread(target=run_worker, args=(settings,), kwargs={
+        "once": True, "corpus": corpus(), "config_overrides": SMALL, "enqueue_every_s": None})
     worker.start()
     try:
         code, out, err = stagegate("eval", "watch", runs[0]["id"], "--interval", "0.2",
