@@ -52,7 +52,7 @@ def test_cli_refusal_is_one_line_naming_the_file(world, tmp_path, stagegate):
 
 
 def test_bad_checkpoint_name_is_one_line_not_a_traceback(world, tmp_path, stagegate):
-    code, out, err = stagegate("checkpoint", "upload", tiny_gpt2(tmp_path), "--model",
+    code, _, err = stagegate("checkpoint", "upload", tiny_gpt2(tmp_path), "--model",
                                "lab-a/m", "--name", "step 1", "--no-progress",
                                as_=world.a_member)
     assert code == 2
