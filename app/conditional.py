@@ -6,9 +6,10 @@ anything that later sends an ETag answer 304 the same way (RFC 9110 section 13.1
 
 from __future__ import annotations
 
-# Headers a 304 keeps from the 200 it stands for (RFC 9110 section 15.4.5).
-KEEP = {b"etag", b"cache-control", b"content-location", b"date", b"expires", b"vary",
-        b"last-modified"}
+# Headers about the body a 304 does not send; the rest (ETag, Cache-Control, Vary, the
+# security headers, the request id) stay as on the 200 it stands for (RFC 9110 15.4.5).
+DROP = {b"content-type", b"content-length", b"content-encoding", b"content-range",
+        b"content-disposition", b"transfer-encoding", b"accept-ranges"}
 
 
 def _tags(header: str) -> set[str]:
@@ -40,7 +41,8 @@ def conditional_get(app):
                              if k.lower() == b"etag"), None)
                 if etag and matches(header, etag):
                     replaced = True
-                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() in KEEP]
+                    kept = [(k, v) for k, v in message.get("headers", [])
+                            if k.lower() not in DROP]
                     await send({"type": "http.response.start", "status": 304, "headers": kept})
                     await send({"type": "http.response.body", "body": b"",
                                 "more_body": False})
