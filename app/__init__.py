@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("LITESTAR_WARN_IMPLICIT_SYNC_TO_THREAD", "0")
 
-import pydantic  # noqa: E402
-from litestar import Litestar, get  # noqa: E402
-from litestar.di import Provide  # noqa: E402
-from litestar.exceptions import HTTPException, ValidationException  # noqa: E402
-from litestar.openapi import OpenAPIConfig  # noqa: E402
-from litestar.openapi.spec import Components, SecurityScheme  # noqa: E402
-from litestar.static_files import create_static_files_router  # noqa: E402
+# Nothing heavy is imported at module level: every CLI command imports `app.*`, and
+# `stagegate --help` must not load the web stack. create_app() imports it.
+if TYPE_CHECKING:
+    from litestar import Litestar
 
-from app.errors import DomainError  # noqa: E402
-from app.http import (PUBLIC, StrictRequest, auth_guard, domain_error_handler,  # noqa: E402
-                      harden_response, http_error_handler, input_guard,
-                      internal_error_handler,
-                      provide_page, provide_principal, pydantic_error_handler,
-                      repair_options, validation_handler)
-from app.openapi import ProblemAwareJson  # noqa: E402
-from app.settings import Settings, configure, get_settings  # noqa: E402
-from app.web import html_error_handlers, template_config, web_route_handlers  # noqa: E402
-from app.web.auth import browser_middleware  # noqa: E402
-from app.web.auth_sessions import DatabaseSessionStore  # noqa: E402
+    from app.settings import Settings
 
-
-@get("/healthz", opt=PUBLIC, sync_to_thread=False)
-def healthz() -> dict:
-    return {"status": "ok"}
+# Beside the package, not the working directory: `stagegate serve` started from any
+# folder serves the same files.
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def route_handlers() -> list:
@@ -38,6 +26,7 @@ def route_handlers() -> list:
     from app.checkpoints.api import CheckpointController
     from app.evals.api import EvalController, ModelCardController
     from app.events.api import EventController
+    from app.health import healthz
     from app.incidents.api import IncidentController
     from app.labs.api import LabController
     from app.models.api import ModelController
@@ -51,13 +40,44 @@ def route_handlers() -> list:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
+    import pydantic
+    from litestar import Litestar
+    from litestar.di import Provide
+    from litestar.exceptions import HTTPException, ValidationException
+    from litestar.openapi import OpenAPIConfig
+    from litestar.openapi.spec import Components, SecurityScheme
+    from litestar.static_files import create_static_files_router
+
+    from app.conditional import conditional_get
+    from app.errors import DomainError
+    from app.http import (
+        PUBLIC,
+        StrictRequest,
+        auth_guard,
+        domain_error_handler,
+        harden_response,
+        http_error_handler,
+        input_guard,
+        internal_error_handler,
+        provide_page,
+        provide_principal,
+        pydantic_error_handler,
+        repair_options,
+        validation_handler,
+    )
+    from app.openapi import ProblemAwareJson
+    from app.settings import configure, get_settings
+    from app.web import html_error_handlers, template_config, web_route_handlers
+    from app.web.auth import browser_middleware
+    from app.web.auth_sessions import DatabaseSessionStore
+
     settings = configure(settings) if settings else get_settings()
     from app.norms.loader import load_policies
 
     load_policies()  # a malformed policy stops start-up with file:line and field
     app = Litestar(
         route_handlers=[*route_handlers(), *web_route_handlers(),
-                        create_static_files_router("/static", ["static"], opt=PUBLIC)],
+                        create_static_files_router("/static", [STATIC_DIR], opt=PUBLIC)],
         guards=[auth_guard, input_guard],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False),
                       "page": Provide(provide_page, sync_to_thread=False)},
@@ -68,8 +88,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                             500: internal_error_handler,
                             Exception: internal_error_handler}),
         template_config=template_config(),
+        # Conditional GET first: a 304 replaces any 200 that carries a matching ETag.
         # Web sign-in: server-side sessions kept in the database, CSRF on every page form.
-        middleware=[*browser_middleware(settings), *_read_cache(settings)],
+        middleware=[conditional_get, *browser_middleware(settings), *_read_cache(settings)],
         stores={"sessions": DatabaseSessionStore()},
         request_class=StrictRequest,
         before_send=[harden_response],

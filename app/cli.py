@@ -1,9 +1,17 @@
-"""The `stagegate` command: serve, migrate, demo data, accounts, plans."""
+"""The `stagegate` command.
+
+Lab-facing commands (models, plans, checkpoints, evals, incidents, agreements) talk
+HTTP to a registry (`--url`/STAGEGATE_URL); operator commands (serve, db, demo, user,
+lab create, token create/revoke, backup, restore) act on this machine's database.
+Command groups live beside their domain (app/*/cli.py) and import their dependencies
+inside each command, so `stagegate --help` loads neither the web stack nor the ORM.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -18,17 +26,39 @@ def _fail(exc: DomainError) -> None:
 
 
 class Group(click.Group):
-    """Domain errors become one clear line and exit code 2, never a traceback."""
+    """Every failure is one clear line and exit code 2, never a traceback
+    (STAGEGATE_DEBUG=1 shows the traceback of an unexpected error)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except DomainError as exc:
             _fail(exc)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            from app.client import ApiError
+
+            if isinstance(exc, ApiError):
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+            if isinstance(exc, OSError):
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+            if os.environ.get("STAGEGATE_DEBUG"):
+                raise
+            first = " ".join(str(exc).split())[:300]
+            click.echo(f"error: {exc.__class__.__name__}: {first}", err=True)
+            sys.exit(2)
 
 
-@click.group(cls=Group)
-def main() -> None:
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", envvar="STAGEGATE_URL", metavar="URL",
+              help="registry to talk to (env STAGEGATE_URL; default: `stagegate login`'s, "
+                   "else http://127.0.0.1:8000); the token comes from STAGEGATE_TOKEN or "
+                   "`stagegate login`")
+@click.version_option(package_name="stagegate", prog_name="stagegate")
+def main(url: str | None) -> None:
     """Stagegate: a publication-norms registry for AI labs."""
 
 
@@ -96,6 +126,7 @@ def lab() -> None:
 @click.option("--name", required=True)
 @click.option("--url")
 def lab_create(slug: str, name: str, url: str | None) -> None:
+    """Create a lab (operator, local database)."""
     from app.db import session_scope
     from app.labs.service import create_lab
 
@@ -115,6 +146,7 @@ def user() -> None:
 @click.option("--role", type=click.Choice(["lab_admin", "lab_member"]), default="lab_member")
 @click.option("--coordinator", is_flag=True)
 def user_create(name: str, lab_slug: str | None, role: str, coordinator: bool) -> None:
+    """Create a user in a lab, or a coordinator (operator, local database)."""
     from app.auth.service import create_user
     from app.db import session_scope
 
@@ -153,14 +185,21 @@ def token() -> None:
 @token.command("create")
 @click.option("--user", "user_name", required=True)
 @click.option("--label")
-@click.option("--expires-in-days", type=int)
-def token_create(user_name: str, label: str | None, expires_in_days: int | None) -> None:
-    """Print a new token as the last line; it is not stored and cannot be shown again."""
+@click.option("--expires-in-days", type=click.IntRange(1), help="valid for this many days")
+@click.option("--expires-at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="valid until this UTC date or time (API field expires_at)")
+def token_create(user_name: str, label: str | None, expires_in_days: int | None,
+                 expires_at: datetime | None) -> None:
+    """Print a new token as the last line; it is not stored and cannot be shown again
+    (operator, local database)."""
     from app.auth.service import create_token, get_user
     from app.db import session_scope
     from app.timeutil import utcnow
 
-    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    if expires_in_days and expires_at:
+        raise click.UsageError("give --expires-in-days or --expires-at, not both")
+    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else \
+        (expires_at.replace(tzinfo=UTC) if expires_at else None)
     with session_scope() as session:
         row, secret = create_token(session, SYSTEM, get_user(session, user_name),
                                    label=label, expires_at=expires)
@@ -171,6 +210,7 @@ def token_create(user_name: str, label: str | None, expires_in_days: int | None)
 @token.command("revoke")
 @click.argument("prefix")
 def token_revoke(prefix: str) -> None:
+    """Revoke a token by its prefix (operator, local database)."""
     from app.auth.service import revoke_token
     from app.db import session_scope
 
@@ -179,42 +219,24 @@ def token_revoke(prefix: str) -> None:
     click.echo(f"revoked token {prefix}")
 
 
-@main.group()
-def plan() -> None:
-    """Release plans."""
-
-
-@plan.command("file")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--user", "user_name", help="file as this user (default: the console operator)")
-@click.option("--draft", is_flag=True, help="keep it as a draft instead of filing it")
-def plan_file(path: str, user_name: str | None, draft: bool) -> None:
-    """File a plan written as YAML or JSON, through the same service as the API."""
-    from app.auth.service import get_user, principal_for_user
-    from app.db import session_scope
-    from app.plans.planfile import load_plan_file
-    from app.plans.service import file_plan
-
-    data = load_plan_file(path, file=not draft)
-    with session_scope() as session:
-        actor = principal_for_user(session, get_user(session, user_name)) if user_name \
-            else SYSTEM
-        created = file_plan(session, actor, data)
-    click.echo(f"plan {created.id} {created.status}: {created.title}")
-
-
-# -- domain command groups --
+# -- domain command groups (each imports its dependencies per command) --
 from app.agreements.cli import agreement
+from app.auth.cli import lab_list, login, logout, token_list, user_list, whoami
+from app.backup import backup, restore
+from app.checkpoints.cli import checkpoint
+from app.evals.cli import worker
+from app.evals.commands import eval_group, reported
+from app.incidents.cli import incident
+from app.models.cli import card, model
+from app.norms.cli import policy
+from app.plans.cli import plan
 
-main.add_command(agreement)
-from app.checkpoints.cli import checkpoint  # noqa: E402
-from app.evals.cli import worker  # noqa: E402
-
-main.add_command(checkpoint)
-main.add_command(worker)
-from app.norms.cli import policy  # noqa: E402
-
-main.add_command(policy)
+for command in (agreement, checkpoint, worker, eval_group, reported, incident, model, card,
+                plan, login, logout, whoami, backup, restore, policy):
+    main.add_command(command)
+token.add_command(token_list)
+lab.add_command(lab_list)
+user.add_command(user_list)
 
 
 if __name__ == "__main__":

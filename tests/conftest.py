@@ -103,3 +103,48 @@ def world(settings):
     from tests.factories import World
 
     return World.build()
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served by a real uvicorn on a free 127.0.0.1 port, in a thread; stops
+    itself when the test ends. Yields the base URL (for the remote CLI, httpx)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(15)
+    sock.close()
+
+
+@pytest.fixture
+def stagegate(live_server, tmp_path, monkeypatch):
+    """Run the `stagegate` CLI against the live server: stagegate(*args, as_=actor)
+    returns (exit code, stdout, stderr). The config folder is the test's own."""
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    monkeypatch.setenv("STAGEGATE_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("STAGEGATE_TOKEN", raising=False)
+    monkeypatch.setenv("STAGEGATE_URL", live_server)
+
+    def run(*args, as_=None, input=None):
+        env = {"STAGEGATE_TOKEN": as_.token} if as_ is not None else {}
+        result = CliRunner().invoke(main, [str(a) for a in args], env=env, input=input,
+                                    catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+    return run

@@ -39,31 +39,42 @@ def test_errors_are_one_clear_line(world):
     assert code == 2 and "no lab 'nowhere'" in out
 
 
-def test_plan_file_yaml_and_json(client, world, tmp_path):
+def test_plan_file_yaml_and_json(client, world, tmp_path, stagegate):
     plan = tmp_path / "plan.yaml"
     plan.write_text("model: lab-a/m\ntitle: From a file\nstages:\n"
                     "  - name: small\n    access_level: public_weights\n")
-    code, out = run("plan", "file", str(plan), "--user", "a_member")
-    assert code == 0 and "filed: From a file" in out
+    code, out, err = stagegate("plan", "file", plan, as_=world.a_member)
+    assert code == 0 and "filed: From a file" in out, err
     listed = client.get("/api/v1/plans").json()["items"]
     assert [p["title"] for p in listed] == ["From a file"]
     as_json = tmp_path / "plan.json"
     as_json.write_text(json.dumps({"model": "lab-a/m", "title": "J",
                                    "stages": [{"name": "s", "access_level": "api"}]}))
-    assert run("plan", "file", str(as_json), "--draft")[0] == 0
+    code, out, _ = stagegate("plan", "file", as_json, "--draft", as_=world.a_member)
+    assert code == 0 and "draft: J" in out
 
 
-def test_plan_file_errors_point_at_line_and_field(world, tmp_path):
+def test_plan_file_draft_wins_over_file_true(client, world, tmp_path, stagegate):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("model: lab-a/m\ntitle: Not yet\nfile: true\nstages:\n"
+                    "  - name: small\n    access_level: api\n")
+    code, out, err = stagegate("plan", "file", plan, "--draft", "--json", as_=world.a_member)
+    assert code == 0, err
+    assert json.loads(out)["status"] == "draft"
+    assert client.get("/api/v1/plans").json()["items"] == []  # drafts are not public
+
+
+def test_plan_file_errors_point_at_line_and_field(world, tmp_path, stagegate):
     plan = tmp_path / "plan.yaml"
     plan.write_text("model: lab-a/m\ntitle: Bad\nstages:\n  - name: small\n"
                     "    access_level: everyone\n")
-    code, out = run("plan", "file", str(plan))
+    code, out, err = stagegate("plan", "file", plan, as_=world.a_member)
     assert code == 2
-    assert f"{plan}:5: stages[0].access_level:" in out
+    assert f"{plan}:5: stages[0].access_level:" in err
     broken = tmp_path / "broken.yaml"
     broken.write_text("model: [unclosed\n")
-    code, out = run("plan", "file", str(broken))
-    assert code == 2 and "not valid YAML/JSON" in out
+    code, out, err = stagegate("plan", "file", broken, as_=world.a_member)
+    assert code == 2 and "not valid YAML/JSON" in err
 
 
 def test_demo_is_idempotent(client, settings):

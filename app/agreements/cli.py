@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from app.auth.principal import SYSTEM
+from app.clikit import as_json_option, emit, limit_option, remote
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -59,3 +60,32 @@ def from_template(name: str, discloser: str, parties: tuple[str, ...], models: t
                                        _aware(confidential_until), title)
         body = read_agreement(session, SYSTEM, created).model_dump(mode="json")
     click.echo(json.dumps(body, indent=2))
+
+
+@agreement.command("list")
+@click.option("--status", help="effective status, e.g. proposed, active")
+@click.option("--lab", help="discloser or any party")
+@click.option("--kind")
+@limit_option
+@as_json_option
+@remote
+def agreement_list(client, status, lab, kind, limit, as_json) -> None:
+    """Agreements you may see (over HTTP)."""
+    rows = client.items("/api/v1/agreements/", limit, status=status, lab=lab, kind=kind)
+    emit(list(rows), as_json, ["id", "discloser", "status", "version", "title"])
+
+
+@agreement.command("sign")
+@click.argument("agreement_id", type=int)
+@click.option("--lab", required=True, help="the party lab you sign for")
+@click.option("--version", type=int, help="refuse if the agreement changed since")
+@as_json_option
+@remote
+def agreement_sign(client, agreement_id, lab, version, as_json) -> None:
+    """Sign an agreement for one of your labs (over HTTP)."""
+    body = client.post(f"/api/v1/agreements/{agreement_id}/signatures",
+                       {k: v for k, v in {"lab": lab, "version": version}.items()
+                        if v is not None})
+    if as_json:
+        return emit(body, True)
+    click.echo(f"agreement {body['id']} {body['status']} (signed for {lab})")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import litestar
 from litestar import Controller, Request, Response
-from litestar.response import File
+from litestar.response import File, Stream
+from litestar.response.file import ASGIFileResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.auth.principal import Principal
@@ -13,7 +14,7 @@ from app.checkpoints import service
 from app.checkpoints.schemas import AccessLevel, CheckpointCreate, CheckpointRead
 from app.checkpoints.upload_form import read_upload
 from app.db import session_scope
-from app.errors import Invalid, TooLarge, field_path
+from app.errors import Invalid, TooLarge, field_path, problem
 from app.http import PUBLIC, get, patch
 from app.ids import Id
 from app.pagination import Page, PageRequest
@@ -103,9 +104,86 @@ class CheckpointController(Controller):
             return service.read_checkpoint(session, ckpt)
 
     @get("/{checkpoint_id:int}/files/{name:str}", opt=PUBLIC)
-    def download_file(self, checkpoint_id: Id, name: str, principal: Principal) -> File:
+    def download_file(self, checkpoint_id: Id, name: str, principal: Principal,
+                      request: Request) -> Response:
+        """The whole file, or one `Range: bytes=...` of it (206) to resume a download."""
         with session_scope(write=False) as session:
             path, entry = service.open_file(session, principal, checkpoint_id, name)
-        return File(path=path, filename=name, media_type="application/octet-stream",
-                    headers={"ETag": f'"{entry["sha256"]}"',
-                             "X-Content-SHA256": entry["sha256"]})
+        headers = _file_headers(entry)
+        span = parse_range(request.headers.get("range"), entry["size"])
+        if span == UNSATISFIABLE:
+            body = problem(416, "Range not satisfiable", f"the file has {entry['size']} bytes",
+                           errors=[{"field": "range", "reason": "outside the file"}],
+                           instance=request.url.path)
+            return Response(body, status_code=416, media_type="application/problem+json",
+                            headers=headers | {"Content-Range": f"bytes */{entry['size']}"})
+        if span is None or not _if_range_ok(request, entry):
+            return File(path=path, filename=name, media_type="application/octet-stream",
+                        headers=headers)
+        start, end = span
+        return Stream(_read_span(path, start, end), status_code=206,
+                      media_type="application/octet-stream",
+                      headers=headers | {"Content-Range": f"bytes {start}-{end}/{entry['size']}",
+                                         "Content-Length": str(end - start + 1)})
+
+    @litestar.head("/{checkpoint_id:int}/files/{name:str}", opt=PUBLIC, sync_to_thread=True)
+    def head_file(self, checkpoint_id: Id, name: str,
+                  principal: Principal) -> ASGIFileResponse:
+        """Size, digest and ETag of a file without its body (e.g. before a ranged GET)."""
+        with session_scope(write=False) as session:
+            path, entry = service.open_file(session, principal, checkpoint_id, name)
+        return ASGIFileResponse(file_path=path, filename=name, is_head_response=True,
+                                media_type="application/octet-stream",
+                                headers=_file_headers(entry))
+
+
+def _file_headers(entry: dict) -> dict:
+    return {"ETag": f'"{entry["sha256"]}"', "X-Content-SHA256": entry["sha256"],
+            "Accept-Ranges": "bytes"}
+
+
+def _if_range_ok(request: Request, entry: dict) -> bool:
+    """If-Range: serve the range only if the file is still the one the client has."""
+    tag = request.headers.get("if-range")
+    return tag is None or tag.strip() == f'"{entry["sha256"]}"'
+
+
+UNSATISFIABLE = (-1, -1)
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One `bytes=a-b`, `bytes=a-` or `bytes=-n` range as inclusive offsets; None means
+    the whole file (no header, or several ranges); unsatisfiable ones are a 416."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or last.isdigit()) or \
+            (first and not first.isdigit()) or (last and not last.isdigit()):
+        return None
+    if not first:
+        start, end = max(0, size - int(last)), size - 1
+        if int(last) == 0:
+            start = size
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+    if start >= size or start > end:
+        return UNSATISFIABLE
+    return start, end
+
+
+def _read_span(path, start: int, end: int, chunk: int = 1 << 20):
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = end - start + 1
+        while left > 0:
+            data = f.read(min(chunk, left))
+            if not data:
+                return
+            left -= len(data)
+            yield data

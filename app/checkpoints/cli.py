@@ -1,57 +1,142 @@
-"""`stagegate checkpoint ...`: upload and list hosted checkpoints from the console."""
+"""`stagegate checkpoint ...`: upload, list, show, download hosted checkpoints over HTTP."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import hashlib
 from pathlib import Path
 
 import click
 
-from app.auth.principal import SYSTEM
+from app.clikit import Fail, as_json_option, emit, limit_option, remote
+
+ACCESS = click.Choice(["public", "partners", "internal"])
+COLUMNS = ["id", "model", "name", "access_level", "parameter_count", "total_bytes"]
 
 
 @click.group()
 def checkpoint() -> None:
-    """Hosted checkpoints."""
+    """Hosted checkpoints (over HTTP)."""
+
+
+class _Progress:
+    """A file-like wrapper that advances a progress bar as httpx reads it."""
+
+    def __init__(self, f, bar) -> None:
+        self.f, self.bar = f, bar
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.f.read(n)
+        self.bar.update(len(chunk))
+        return chunk
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
 
 
 @checkpoint.command("upload")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--model", required=True, help="LAB/MODEL the checkpoint belongs to")
 @click.option("--name", required=True, help="checkpoint name, unique within the model")
-@click.option("--access", type=click.Choice(["public", "partners", "internal"]),
-              default="internal", show_default=True)
-@click.option("--user", "user_name", help="upload as this user (default: the console operator)")
-@click.option("--no-eval", is_flag=True, help="do not queue the model's evaluation suites")
-def upload(directory: Path, model: str, name: str, access: str, user_name: str | None,
-           no_eval: bool) -> None:
-    """Upload every file in DIRECTORY, checked exactly as an API upload is."""
-    from app.auth.service import get_user, principal_for_user
-    from app.checkpoints.schemas import CheckpointCreate
-    from app.checkpoints.service import upload_checkpoint
-    from app.db import session_scope
-
-    data = CheckpointCreate(model=model, name=name, access_level=access)
-    paths = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
-    with ExitStack() as stack, session_scope() as session:
-        actor = principal_for_user(session, get_user(session, user_name)) if user_name \
-            else SYSTEM
-        files = [(p.name, stack.enter_context(p.open("rb"))) for p in paths]
-        ckpt = upload_checkpoint(session, actor, data, files, enqueue=not no_eval)
-        click.echo(f"checkpoint {ckpt.id} {model}@{name} ({access}): "
-                   f"{ckpt.parameter_count:,} parameters, {len(files)} files, "
-                   f"manifest {ckpt.manifest_digest[:12]}")
+@click.option("--access-level", "--access", "access_level", type=ACCESS, default="internal",
+              show_default=True, help="who may download it (API field access_level)")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@as_json_option
+@remote
+def upload(client, directory: Path, model: str, name: str, access_level: str,
+           no_progress: bool, as_json: bool) -> None:
+    """Upload every file in DIRECTORY (e.g. a Hugging Face snapshot); the registry checks
+    it exactly as an API upload (safetensors only, never pickles or remote code)."""
+    paths = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
+                   or p.name == ".gitattributes" and p.is_file())
+    total = sum(p.stat().st_size for p in paths)
+    handles = [p.open("rb") for p in paths]
+    try:
+        with click.progressbar(length=total, label=f"uploading {len(paths)} files",
+                               file=click.get_text_stream("stderr"),
+                               hidden=no_progress or as_json) as bar:
+            files = [("files", (p.name, _Progress(f, bar), "application/octet-stream"))
+                     for p, f in zip(paths, handles)]
+            body = client.request("POST", "/api/v1/checkpoints/", files=files, data={
+                "model": model, "name": name, "access_level": access_level}).json()
+    finally:
+        for f in handles:
+            f.close()
+    if as_json:
+        return emit(body, True)
+    click.echo(f"checkpoint {body['id']} {model}@{name} ({body['access_level']}): "
+               f"{body['parameter_count']:,} parameters, {len(paths)} files, "
+               f"manifest {body['manifest_digest'][:12]}")
 
 
 @checkpoint.command("list")
 @click.option("--model", help="LAB/MODEL")
-def list_checkpoints(model: str | None) -> None:
-    from app.checkpoints.service import list_checkpoints as list_all
-    from app.db import session_scope
-    from app.pagination import PageRequest
+@limit_option
+@as_json_option
+@remote
+def list_checkpoints(client, model: str | None, limit: int, as_json: bool) -> None:
+    """Checkpoints you may see."""
+    emit(list(client.items("/api/v1/checkpoints/", limit, model=model)), as_json, COLUMNS)
 
-    with session_scope(write=False) as session:
-        rows, _ = list_all(session, SYSTEM, PageRequest(limit=200), model=model)
-        for c in rows:
-            click.echo(f"{c.id}\t{c.name}\t{c.access_level}\t{c.parameter_count}\t"
-                       f"{c.manifest_digest[:12]}")
+
+@checkpoint.command("show")
+@click.argument("checkpoint_id", type=int)
+@as_json_option
+@remote
+def show(client, checkpoint_id: int, as_json: bool) -> None:
+    """One checkpoint and its files."""
+    body = client.get(f"/api/v1/checkpoints/{checkpoint_id}")
+    if as_json:
+        return emit(body, True)
+    emit(body, False, [k for k in COLUMNS + ["manifest_digest", "architecture"] if k in body])
+    click.echo("")
+    emit(body.get("manifest") or body.get("files") or [], False, ["name", "size", "sha256"])
+
+
+@checkpoint.command("download")
+@click.argument("checkpoint_id", type=int)
+@click.option("--to", "dest", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="folder to write the files into")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@remote
+def download(client, checkpoint_id: int, dest: Path, no_progress: bool) -> None:
+    """Download every file of a checkpoint, checking each file's SHA-256."""
+    body = client.get(f"/api/v1/checkpoints/{checkpoint_id}")
+    entries = body.get("manifest") or body.get("files") or []
+    dest.mkdir(parents=True, exist_ok=True)
+    total = sum(e.get("size", 0) for e in entries)
+    with click.progressbar(length=total, label=f"downloading {len(entries)} files",
+                           file=click.get_text_stream("stderr"), hidden=no_progress) as bar:
+        for entry in entries:
+            target = dest / Path(entry["name"]).name
+            sha = hashlib.sha256()
+            part = target.with_name(target.name + ".part")
+            response = client.stream(f"/api/v1/checkpoints/{checkpoint_id}/files/"
+                                     f"{entry['name']}")
+            try:
+                with part.open("wb") as out:
+                    for chunk in response.iter_bytes(1 << 20):
+                        out.write(chunk)
+                        sha.update(chunk)
+                        bar.update(len(chunk))
+            finally:
+                response.close()
+            if entry.get("sha256") and sha.hexdigest() != entry["sha256"]:
+                part.unlink()
+                raise Fail(f"{entry['name']}: SHA-256 does not match the "
+                                           "manifest; nothing kept")
+            part.replace(target)
+    click.echo(f"downloaded {len(entries)} files to {dest}")
+
+
+@checkpoint.command("access")
+@click.argument("checkpoint_id", type=int)
+@click.argument("access_level", type=ACCESS)
+@as_json_option
+@remote
+def access(client, checkpoint_id: int, access_level: str, as_json: bool) -> None:
+    """Change who may download a checkpoint (any member of its lab, as at upload)."""
+    body = client.patch(f"/api/v1/checkpoints/{checkpoint_id}",
+                        {"access_level": access_level})
+    if as_json:
+        return emit(body, True)
+    click.echo(f"checkpoint {body['id']} is now {body['access_level']}")

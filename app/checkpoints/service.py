@@ -146,9 +146,12 @@ def list_checkpoints(session: Session, principal: Principal, page: PageRequest, 
 
 def set_access_level(session: Session, actor: Principal, checkpoint_id: int,
                      access_level: str) -> Checkpoint:
-    """Widen or narrow who may download (e.g. internal -> partners -> public)."""
+    """Widen or narrow who may download (e.g. internal -> partners -> public).
+
+    One rule with upload: any member of the lab may set the access level, at upload or
+    later (a member could otherwise publish by re-uploading, but never correct it)."""
     ckpt = get_checkpoint(session, actor, checkpoint_id)
-    actor.require_admin(ckpt.lab_id)
+    actor.require_member(ckpt.lab_id)
     if access_level not in ACCESS_LEVELS:
         raise Invalid(f"access_level must be one of {ACCESS_LEVELS}", field="access_level")
     ckpt.access_level = access_level

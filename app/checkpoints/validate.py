@@ -15,6 +15,14 @@ from app.safeyaml import load_json
 
 TOKENIZER_FILES = {"tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "special_tokens_map.json", "added_tokens.json", "generation_config.json"}
+# Text files a Hugging Face snapshot usually carries beside the weights; stored as they
+# are, never executed (code files such as *.py stay refused).
+HUB_TEXT_FILES = {"README.md", "LICENSE", "LICENSE.txt", "LICENSE.md", "NOTICE",
+                  "USE_POLICY.md", "chat_template.jinja", "chat_template.json", "preprocessor_config.json",
+                  "processor_config.json", ".gitattributes"}
+# Binary tokenizer models (SentencePiece / tiktoken); sniffed for pickles like the rest.
+TOKENIZER_BINARIES = {"tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
+                      "tokenizer.tiktoken"}
 INDEX = "model.safetensors.index.json"
 SHARD = re.compile(r"^model(-\d{5}-of-\d{5})?\.safetensors$")
 # Formats that can carry pickled Python code; named so the uploader knows what to convert.
@@ -50,14 +58,16 @@ def sniff_pickle(head: bytes) -> str | None:
 
 
 def check_name(name: str) -> None:
-    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+    if not name or "/" in name or "\\" in name or "\0" in name or (
+            name.startswith(".") and name not in HUB_TEXT_FILES):
         raise reject(name or "(empty)", "file names must be plain names without folders")
     if name.lower().endswith(PICKLE_SUFFIXES):
         raise reject(name, "pickle-based weight formats are refused; upload safetensors")
     if not (name == "config.json" or name == INDEX or name in TOKENIZER_FILES
-            or SHARD.match(name)):
+            or name in HUB_TEXT_FILES or name in TOKENIZER_BINARIES or SHARD.match(name)):
         raise reject(name, "unknown file; expected config.json, model*.safetensors, "
-                     f"{INDEX} or tokenizer files ({', '.join(sorted(TOKENIZER_FILES))})")
+                     f"{INDEX}, tokenizer files ({', '.join(sorted(TOKENIZER_FILES))}) "
+                     f"or the Hub's text files ({', '.join(sorted(HUB_TEXT_FILES))})")
 
 
 def read_safetensors_header(name: str, path: Path, size: int) -> dict[str, list[int]]:
@@ -135,7 +145,7 @@ def validate_checkpoint(files: dict[str, tuple[Path, int]]) -> CheckpointInfo:
             doc = read_json(name, files[name][0])
             if name in ("tokenizer_config.json", "generation_config.json"):
                 check_config(name, doc)
-        elif name == "merges.txt":
+        elif name == "merges.txt" or name in HUB_TEXT_FILES or name in TOKENIZER_BINARIES:
             head = files[name][0].open("rb").read(8)
             if sniff_pickle(head):
                 raise reject(name, sniff_pickle(head))

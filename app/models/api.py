@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request
+from litestar import Controller, Request, Response
 
 from app.auth.principal import Principal
 from app.db import session_scope
-from app.http import PUBLIC, expected_version, get, patch, post
+from app.http import PUBLIC, expected_version, get, patch, post, with_etag
 from app.ids import Id
 from app.models import service
 from app.models.schemas import ModelCreate, ModelRead, ModelUpdate
@@ -25,20 +25,24 @@ class ModelController(Controller):
             return Page(items=service.read_models(session, rows), next_cursor=cursor)
 
     @post("/")
-    def create_model(self, data: ModelCreate, principal: Principal) -> ModelRead:
+    def create_model(self, data: ModelCreate, principal: Principal) -> Response[ModelRead]:
         with session_scope() as session:
-            return service.read_model(session, service.create_model(session, principal, data))
+            return with_etag(service.read_model(
+                session, service.create_model(session, principal, data)), 201)
 
     @get("/{model_id:int}", opt=PUBLIC)
-    def get_model(self, model_id: Id, principal: Principal) -> ModelRead:
+    def get_model(self, model_id: Id, principal: Principal) -> Response[ModelRead]:
+        """The ETag is the model's version: send it back in If-Match (PATCH) or
+        If-None-Match (GET, answered 304 while unchanged)."""
         with session_scope(write=False) as session:
-            return service.read_model(session, service.get_model(session, principal, model_id))
+            return with_etag(service.read_model(
+                session, service.get_model(session, principal, model_id)))
 
     @patch("/{model_id:int}")
     def update_model(self, model_id: Id, data: ModelUpdate, request: Request,
-                     principal: Principal) -> ModelRead:
+                     principal: Principal) -> Response[ModelRead]:
         with session_scope() as session:
             model = service.update_model(session, principal, model_id,
                                          expected_version(request, data.version),
                                          name=data.name, public=data.public, card=data.card)
-            return service.read_model(session, model)
+            return with_etag(service.read_model(session, model))

@@ -58,7 +58,11 @@ def load_plan_file(path: str | Path, *, file: bool = True) -> PlanCreate:
     if not isinstance(data, dict):
         raise Invalid(f"{path}: a plan file holds a mapping (model, title, stages)",
                       field="file")
-    data.setdefault("file", file)
+    # --draft wins over the file's own `file: true`; otherwise the file decides.
+    if file:
+        data.setdefault("file", True)
+    else:
+        data["file"] = False
     try:
         return PlanCreate.model_validate(data)
     except ValidationError as exc:

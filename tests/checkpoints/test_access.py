@@ -44,10 +44,12 @@ def test_listing_download_and_runs_follow_access_level(client, world, ckpts, who
     assert {r["checkpoint_id"] for r in runs} == {ckpts[lvl] for lvl in SEES[who]}
 
 
-def test_only_lab_admins_change_access(client, world, ckpts):
+def test_lab_members_change_access_as_they_upload(client, world, ckpts):
     url = f"/api/v1/checkpoints/{ckpts['internal']}"
-    assert client.patch(url, json={"access_level": "public"},
-                        headers=world.a_member.headers).status_code == 403
+    # One rule for upload and change: a member who may upload as public may also narrow
+    # it again; members of other labs may not.
+    resp = client.patch(url, json={"access_level": "partners"}, headers=world.a_member.headers)
+    assert resp.status_code == 200 and resp.json()["access_level"] == "partners"
     assert client.patch(url, json={"access_level": "public"},
                         headers=world.b_member.headers).status_code == 404
     resp = client.patch(url, json={"access_level": "public"}, headers=world.a_admin.headers)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
-from app.cli import main
 from app.db import get_engine, session_scope
 
 GPT3 = 175_000_000_000
@@ -21,13 +19,13 @@ def test_a_175b_stage_is_filed_and_read_back_via_the_api(client, world):
     assert plan["stages"][0]["parameter_count"] == GPT3
 
 
-def test_a_175b_stage_is_filed_with_plan_file(client, world, tmp_path):
+def test_a_175b_stage_is_filed_with_plan_file(client, world, tmp_path, stagegate):
     path = tmp_path / "plan.yaml"
     path.write_text("model: lab-a/m\ntitle: From a file\nstages:\n"
                     f"  - name: 175B\n    access_level: api\n    parameter_count: {GPT3}\n")
-    result = CliRunner().invoke(main, ["plan", "file", str(path), "--user", "a_member"])
-    assert result.exit_code == 0, result.output
-    assert "filed: From a file" in result.output
+    code, out, err = stagegate("plan", "file", path, as_=world.a_member)
+    assert code == 0, err
+    assert "filed: From a file" in out
     plans = client.get("/api/v1/plans").json()["items"]
     assert plans[0]["stages"][0]["parameter_count"] == GPT3
 

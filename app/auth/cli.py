@@ -1,0 +1,77 @@
+"""`stagegate login/logout/whoami`, `token list`, `lab list`, `user list`."""
+
+from __future__ import annotations
+
+import click
+
+from app.clikit import as_json_option, emit, remote
+
+
+@click.command()
+@click.option("--token", prompt=True, hide_input=True, envvar="STAGEGATE_TOKEN",
+              help="an API token (prompted for if not given)")
+@click.pass_context
+def login(ctx: click.Context, token: str) -> None:
+    """Check a token against the registry (--url) and keep both in your config folder,
+    readable only by you (mode 0600)."""
+    from app.client import Client, save_credentials
+
+    client = Client(ctx.find_root().params.get("url"), token=token.strip())
+    me = client.get("/api/v1/me")
+    path = save_credentials(client.url, token.strip())
+    click.echo(f"logged in to {client.url} as {me['name']}; token kept in {path}")
+
+
+@click.command()
+def logout() -> None:
+    """Forget the token kept by `stagegate login`."""
+    from app.client import forget_credentials
+
+    click.echo("logged out" if forget_credentials() else "was not logged in")
+
+
+@click.command()
+@as_json_option
+@remote
+def whoami(client, as_json: bool) -> None:
+    """Who the registry takes you for, and your labs."""
+    me = client.get("/api/v1/me")
+    emit(me, as_json)
+
+
+@click.command("list")
+@as_json_option
+@remote
+def token_list(client, as_json: bool) -> None:
+    """Your API tokens (never their secrets) (over HTTP)."""
+    emit(client.get("/api/v1/tokens"), as_json,
+         ["prefix", "label", "created_at", "expires_at", "revoked_at"])
+
+
+@click.command("list")
+@as_json_option
+@remote
+def lab_list(client, as_json: bool) -> None:
+    """Labs in the registry (over HTTP)."""
+    emit(list(client.items("/api/v1/labs/", None)), as_json, ["slug", "name", "url"])
+
+
+@click.command("list")
+@as_json_option
+def user_list(as_json: bool) -> None:
+    """Users and their labs (operator, local database)."""
+    from sqlmodel import select
+
+    from app.auth.tables import User
+    from app.db import session_scope
+    from app.labs.tables import Lab, Membership
+
+    with session_scope(write=False) as session:
+        users = session.exec(select(User).order_by(User.name)).all()
+        labs: dict[int, list[str]] = {}
+        for m, lab in session.exec(select(Membership, Lab).where(Lab.id == Membership.lab_id)):
+            labs.setdefault(m.user_id, []).append(f"{lab.slug}:{m.role}")
+        rows = [{"name": u.name, "coordinator": u.is_coordinator,
+                 "active": u.deactivated_at is None, "labs": ", ".join(labs.get(u.id, []))}
+                for u in users]
+    emit(rows, as_json, ["name", "coordinator", "active", "labs"])

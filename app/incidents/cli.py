@@ -1,0 +1,88 @@
+"""`stagegate incident ...`: list, search, show and submit incidents over HTTP."""
+
+from __future__ import annotations
+
+import click
+
+from app.clikit import as_json_option, emit, limit_option, remote
+
+COLUMNS = ["id", "occurred", "severity", "status", "title"]
+
+
+@click.group()
+def incident() -> None:
+    """Incidents (over HTTP)."""
+
+
+def _filters(fn):
+    for name in ("lab", "model", "harm-type", "severity", "status"):
+        fn = click.option(f"--{name}", help=f"filter by {name.replace('-', ' ')}")(fn)
+    return fn
+
+
+def _page(client, path: str, limit: int, **params) -> list[dict]:
+    rows, cursor = [], None
+    while len(rows) < limit:
+        page = client.get(path, cursor=cursor, limit=min(100, limit - len(rows)), **params)
+        rows += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor or not page["items"]:
+            break
+    return rows
+
+
+@incident.command("list")
+@_filters
+@limit_option
+@as_json_option
+@remote
+def incident_list(client, lab, model, harm_type, severity, status, limit, as_json) -> None:
+    """Incidents you may see, newest first."""
+    rows = _page(client, "/api/v1/incidents/", limit, lab=lab, model=model,
+                 harm_type=harm_type, severity=severity, status=status)
+    emit(rows, as_json, COLUMNS)
+
+
+@incident.command("search")
+@click.argument("query")
+@_filters
+@limit_option
+@as_json_option
+@remote
+def incident_search(client, query, lab, model, harm_type, severity, status, limit,
+                    as_json) -> None:
+    """Full-text search of incidents."""
+    rows = _page(client, "/api/v1/incidents/search", limit, q=query, lab=lab, model=model,
+                 harm_type=harm_type, severity=severity, status=status)
+    emit(rows, as_json, COLUMNS)
+
+
+@incident.command("show")
+@click.argument("incident_id", type=int)
+@as_json_option
+@remote
+def incident_show(client, incident_id: int, as_json: bool) -> None:
+    """One incident."""
+    body = client.get(f"/api/v1/incidents/{incident_id}")
+    emit(body, as_json, None if as_json else COLUMNS + ["harm_types", "labs", "summary"])
+
+
+@incident.command("submit")
+@click.option("--title", required=True)
+@click.option("--occurred", required=True, help="date (YYYY-MM-DD)")
+@click.option("--harm-type", "harm_types", multiple=True, required=True,
+              help="taxonomy harm type (repeat)")
+@click.option("--severity", required=True)
+@click.option("--summary", default="", help="Markdown")
+@click.option("--lab", "labs", multiple=True, help="lab slug involved (repeat)")
+@as_json_option
+@remote
+def incident_submit(client, title, occurred, harm_types, severity, summary, labs,
+                    as_json) -> None:
+    """Submit an incident; it enters the moderation queue as `submitted`."""
+    body = client.post("/api/v1/incidents/", {
+        "title": title, "occurred": occurred, "harm_types": list(harm_types),
+        "severity": severity, "summary": summary, "labs": list(labs)})
+    if as_json:
+        return emit(body, True)
+    click.echo(f"incident {body['id']} {body['status']}: {body['title']}")
