@@ -47,6 +47,6 @@ class WebSession(SQLModel, table=True):
 class LoginFailure(SQLModel, table=True):
     """One failed sign-in, keyed by account and by client; throttling counts recent rows."""
     __tablename__ = "login_failure"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     key: str = Field(max_length=200, index=True)
     at: datetime = Field(default_factory=utcnow, index=True)

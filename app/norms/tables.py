@@ -7,20 +7,21 @@ from datetime import date, datetime
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 
 class PolicyExemption(SQLModel, table=True):
     """One rule waived on one stage of one plan, with a written reason, until it expires."""
     __tablename__ = "policy_exemption"
-    id: int | None = Field(default=None, primary_key=True)
-    plan_id: int = Field(foreign_key="release_plan.id", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
+    plan_id: int = Field(foreign_key="release_plan.id", index=True, sa_type=BIGINT)
     position: int
     policy_id: str = Field(max_length=64)
     rule_id: str = Field(max_length=64)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     expires_at: datetime = Field(index=True)
-    granted_by_id: int | None = Field(default=None, foreign_key="user.id")
+    granted_by_id: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     granted_by: str = Field(max_length=64)
     granted_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
@@ -35,8 +36,8 @@ class ComplianceVerdict(SQLModel, table=True):
     """
     __tablename__ = "compliance_verdict"
     __table_args__ = (UniqueConstraint("plan_id", "position", "policy_id", "rule_id"),)
-    id: int | None = Field(default=None, primary_key=True)
-    plan_id: int = Field(foreign_key="release_plan.id", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
+    plan_id: int = Field(foreign_key="release_plan.id", index=True, sa_type=BIGINT)
     position: int
     policy_id: str = Field(max_length=64)
     rule_id: str = Field(max_length=64)

@@ -22,14 +22,14 @@ def upgrade() -> None:
                                       server_default=sa.text("'[]'")))
 
     op.create_table('policy_exemption',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('plan_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('plan_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('policy_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('expires_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.Column('granted_by_id', sa.Integer(), nullable=True),
+    sa.Column('granted_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('granted_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('granted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('revoked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -42,8 +42,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_policy_exemption_plan_id'), ['plan_id'], unique=False)
 
     op.create_table('compliance_verdict',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('plan_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('plan_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('policy_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),

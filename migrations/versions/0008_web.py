@@ -30,7 +30,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_web_session_expires_at'), ['expires_at'],
                               unique=False)
     op.create_table('login_failure',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
