@@ -29,7 +29,7 @@ def route_handlers() -> list:
     from app.agreements.api import AgreementController
     from app.auth.api import AccountController
     from app.checkpoints.api import CheckpointController
-    from app.evals.api import EvalController, ModelCardController
+    from app.evals.api import CheckpointCardController, EvalController, ModelCardController
     from app.events.api import EventController
     from app.incidents.api import IncidentController
     from app.labs.api import LabController
@@ -38,7 +38,8 @@ def route_handlers() -> list:
 
     return [healthz, AccountController, LabController, ModelController, PlanController,
             EventController, AgreementController, IncidentController,
-            CheckpointController, EvalController, ModelCardController]
+            CheckpointController, EvalController, ModelCardController,
+            CheckpointCardController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

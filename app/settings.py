@@ -21,6 +21,9 @@ class Settings:
     # The in-process evaluation worker; off when workers run as their own processes.
     inprocess_worker: bool = field(default_factory=lambda: _env("INPROCESS_WORKER", "1") != "0")
     max_page_size: int = 200
+    # The registry's public address (e.g. https://registry.example.org), used for the
+    # absolute links in exported cards; empty: taken from each request.
+    public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", "").rstrip("/"))
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -16,8 +16,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # Hugging Face card metadata on models; JSON lists default to [] for existing rows.
+    with op.batch_alter_table('ai_model') as batch:
+        batch.add_column(sa.Column('library_name', sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column('pipeline_tag', sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column('base_model', sa.JSON(), nullable=False,
+                                   server_default=sa.text("'[]'")))
+        batch.add_column(sa.Column('datasets', sa.JSON(), nullable=False,
+                                   server_default=sa.text("'[]'")))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('ai_model') as batch:
+        for name in ('datasets', 'base_model', 'pipeline_tag', 'library_name'):
+            batch.drop_column(name)
