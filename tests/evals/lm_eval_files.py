@@ -57,7 +57,7 @@ def write_tasks(root: Path) -> Path:
     for name, rows in (("sg_colours", ROWS[::2]), ("sg_temps", ROWS[1::2])):
         data = root / f"{name}.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (tasks / f"{name}.yaml").write_text(TASK.format(name=name, subset=None, data=data))
+        (tasks / f"{name}.yaml").write_text(TASK.format(name=name, subset=name.split("_")[1], data=data))
     (tasks / "sg_group.yaml").write_text(GROUP)
     return tasks
 
