@@ -54,7 +54,10 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
         upgrade()
     # uvloop + httptools (pinned) are picked up automatically; access logs stay off on
     # the hot path (errors are still logged).
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
+    # which proxies to believe is the registry's setting (STAGEGATE_TRUSTED_PROXIES).
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False,
+                proxy_headers=False)
 
 
 @main.group()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 
@@ -24,11 +26,23 @@ class Settings:
     # The registry's public address (e.g. https://registry.example.org), used for the
     # absolute links in exported cards; empty: taken from each request.
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", "").rstrip("/"))
+    # Proxies whose X-Forwarded-For is believed (comma-separated CIDRs or addresses).
+    # Empty: the peer address is the client, whatever headers it sends.
+    trusted_proxies: str = field(default_factory=lambda: _env("TRUSTED_PROXIES", ""))
 
     def __post_init__(self) -> None:
         if not self.database_url:
             url = _env("DATABASE_URL", "") or f"sqlite:///{self.data_dir / 'stagegate.db'}"
             object.__setattr__(self, "database_url", url)
+        try:
+            self.trusted_networks  # noqa: B018 (a bad setting fails at start, not per request)
+        except ValueError as exc:
+            raise ValueError(f"STAGEGATE_TRUSTED_PROXIES: {exc}") from None
+
+    @cached_property
+    def trusted_networks(self) -> tuple:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in self.trusted_proxies.split(",") if part.strip())
 
     @property
     def blob_dir(self) -> Path:

@@ -31,6 +31,7 @@ from app.agreements.tables import (
     DisclosureAgreement,
 )
 from app.auth.principal import SYSTEM, Principal
+from app.checkpoints.tables import Checkpoint
 from app.errors import BadQuery, Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 from app.events.service import record
 from app.labs.service import get_lab
@@ -41,6 +42,7 @@ from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
 from app.plans.service import visible_plans
 from app.plans.tables import ReleasePlan, Stage
+from app.sqltypes import MAX_ID
 from app.timeutil import utcnow
 from app.versioning import check_version
 
@@ -281,9 +283,16 @@ def _resolve_scope(session: Session, actor: Principal, discloser_id: int,
         if session.get(ReleasePlan, stage.plan_id).lab_id != discloser_id:
             raise Invalid(f"plan {ref.plan} belongs to another lab", field="scope.stages")
         rows.append(AgreementScope(stage_id=stage.id))
-    for checkpoint_id in dict.fromkeys(scope.checkpoints):
-        if checkpoint_id < 1:
-            raise Invalid("checkpoint ids are positive integers", field="scope.checkpoints")
+    wanted = list(dict.fromkeys(scope.checkpoints))
+    # One answer for "no such checkpoint" and "another lab's checkpoint", so the scope
+    # cannot be used to probe which ids exist elsewhere.
+    own = set(session.exec(select(Checkpoint.id).where(
+        Checkpoint.id.in_([c for c in wanted if 1 <= c <= MAX_ID]),
+        Checkpoint.lab_id == discloser_id))) if wanted else set()
+    for checkpoint_id in wanted:
+        if checkpoint_id not in own:
+            raise Invalid(f"the disclosing lab has no checkpoint {checkpoint_id}",
+                          field=f"scope.checkpoints[{scope.checkpoints.index(checkpoint_id)}]")
         rows.append(AgreementScope(checkpoint_id=checkpoint_id))
     return rows
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Column, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 KINDS = ("research_access", "pre_release_evaluation", "coordinated_disclosure", "data_sharing")
@@ -19,9 +20,9 @@ STATUSES = ("draft", "proposed", "active", "expired", "terminated")
 class DisclosureAgreement(SQLModel, table=True):
     __tablename__ = "disclosure_agreement"
     __table_args__ = (CheckConstraint("ends_at > starts_at", name="agreement_period"),)
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     # The disclosing lab: owns the agreement and the checkpoints it opens up.
-    lab_id: int = Field(foreign_key="lab.id", index=True)
+    lab_id: int = Field(foreign_key="lab.id", index=True, sa_type=BIGINT)
     title: str = Field(max_length=200)
     kind: str = Field(max_length=30, index=True)
     status: str = Field(default="draft", max_length=12, index=True)
@@ -35,7 +36,7 @@ class DisclosureAgreement(SQLModel, table=True):
     confidential_until: datetime | None = None
     template: str | None = Field(default=None, max_length=100)
     version: int = 1
-    created_by: int | None = Field(default=None, foreign_key="user.id")
+    created_by: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     proposed_at: datetime | None = None
@@ -48,18 +49,18 @@ class AgreementParty(SQLModel, table=True):
     """A receiving lab; its lab_admin signs for it."""
     __tablename__ = "agreement_party"
     __table_args__ = (UniqueConstraint("agreement_id", "lab_id"),)
-    id: int | None = Field(default=None, primary_key=True)
-    agreement_id: int = Field(foreign_key="disclosure_agreement.id", index=True)
-    lab_id: int = Field(foreign_key="lab.id", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
+    agreement_id: int = Field(foreign_key="disclosure_agreement.id", index=True, sa_type=BIGINT)
+    lab_id: int = Field(foreign_key="lab.id", index=True, sa_type=BIGINT)
 
 
 class AgreementSignature(SQLModel, table=True):
     __tablename__ = "agreement_signature"
     __table_args__ = (UniqueConstraint("agreement_id", "lab_id"),)
-    id: int | None = Field(default=None, primary_key=True)
-    agreement_id: int = Field(foreign_key="disclosure_agreement.id", index=True)
-    lab_id: int = Field(foreign_key="lab.id")
-    signer_id: int | None = Field(default=None, foreign_key="user.id")
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
+    agreement_id: int = Field(foreign_key="disclosure_agreement.id", index=True, sa_type=BIGINT)
+    lab_id: int = Field(foreign_key="lab.id", sa_type=BIGINT)
+    signer_id: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     signer: str = Field(max_length=64)
     signed_at: datetime = Field(default_factory=utcnow)
 
@@ -74,8 +75,8 @@ class AgreementScope(SQLModel, table=True):
     __table_args__ = (CheckConstraint(" + ".join(
         f"(CASE WHEN {c} IS NULL THEN 0 ELSE 1 END)" for c in
         ("model_id", "stage_id", "checkpoint_id")) + " = 1", name="agreement_scope_one_ref"),)
-    id: int | None = Field(default=None, primary_key=True)
-    agreement_id: int = Field(foreign_key="disclosure_agreement.id", index=True)
-    model_id: int | None = Field(default=None, foreign_key="ai_model.id", index=True)
-    stage_id: int | None = Field(default=None, foreign_key="stage.id", index=True)
-    checkpoint_id: int | None = Field(default=None, index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
+    agreement_id: int = Field(foreign_key="disclosure_agreement.id", index=True, sa_type=BIGINT)
+    model_id: int | None = Field(default=None, foreign_key="ai_model.id", index=True, sa_type=BIGINT)
+    stage_id: int | None = Field(default=None, foreign_key="stage.id", index=True, sa_type=BIGINT)
+    checkpoint_id: int | None = Field(default=None, index=True, sa_type=BIGINT)

@@ -25,6 +25,12 @@ class AccountController(Controller):
                                        display_name=data.display_name)
             return UserRead.model_validate(user)
 
+    @delete("/users/{name:str}")
+    def deactivate_user(self, name: str, principal: Principal) -> UserRead:
+        """Coordinators: the account's tokens answer 401 from now on."""
+        with session_scope() as session:
+            return UserRead.model_validate(service.deactivate_user(session, principal, name))
+
     @get("/me")
     def me(self, principal: Principal) -> Me:
         with session_scope(write=False) as session:
@@ -37,6 +43,8 @@ class AccountController(Controller):
     @post("/tokens")
     def create_token(self, data: TokenCreate, principal: Principal) -> TokenCreated:
         with session_scope() as session:
+            if data.user and data.user != principal.name:
+                principal.require_coordinator()  # before the lookup: no user-name probing
             user = (service.get_user(session, data.user) if data.user
                     else session.get(User, principal.user_id))
             token, secret = service.create_token(session, principal, user, label=data.label,

@@ -7,6 +7,7 @@ import hmac
 import secrets
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.auth.principal import ANONYMOUS, Principal
@@ -29,8 +30,12 @@ def hash_token(secret: str) -> str:
 def create_user(session: Session, actor: Principal, name: str, *, lab_slug: str | None = None,
                 role: str | None = None, coordinator: bool = False,
                 display_name: str | None = None) -> User:
-    if coordinator:
+    # Permission first, existence second: a caller who may not create this user must not
+    # learn from a 409 that the name is taken.
+    if coordinator or not lab_slug:
         actor.require_coordinator()
+    if lab_slug:
+        actor.require_admin(find_lab(session, lab_slug).id)
     if session.exec(select(User).where(User.name == name)).first():
         raise Conflict(f"user {name!r} already exists", field="name")
     user = User(name=name, display_name=display_name, is_coordinator=coordinator)
@@ -38,8 +43,6 @@ def create_user(session: Session, actor: Principal, name: str, *, lab_slug: str 
     session.flush()
     if lab_slug:
         add_membership(session, actor, user, lab_slug, role or "lab_member")
-    elif not coordinator:
-        actor.require_coordinator()
     record(session, actor, "user", user.id, "created", {"name": name}, visibility="private")
     return user
 
@@ -48,16 +51,52 @@ def add_membership(session: Session, actor: Principal, user: User, lab_slug: str
                    role: str) -> Membership:
     if role not in LAB_ROLES:
         raise Invalid(f"role must be one of {', '.join(LAB_ROLES)}", field="role")
-    lab = session.exec(select(Lab).where(Lab.slug == lab_slug)).first()
-    if lab is None:
-        raise NotFound(f"no lab {lab_slug!r}", field="lab")
+    lab = find_lab(session, lab_slug)
     actor.require_admin(lab.id)
+    existing = session.exec(select(Membership).where(Membership.user_id == user.id,
+                                                     Membership.lab_id == lab.id)).first()
+    if existing is not None:
+        raise Conflict(f"{user.name!r} is already a {existing.role} of {lab_slug!r}",
+                       field="user", role=existing.role)
     membership = Membership(user_id=user.id, lab_id=lab.id, role=role)
     session.add(membership)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent request added the same member first
+        raise Conflict(f"{user.name!r} is already a member of {lab_slug!r}",
+                       field="user") from None
     record(session, actor, "membership", membership.id, "created",
            {"user": user.name, "role": role}, lab_id=lab.id)
     return membership
+
+
+def find_lab(session: Session, slug: str) -> Lab:
+    """Labs are public, so an unknown lab may answer 404 before any permission check."""
+    lab = session.exec(select(Lab).where(Lab.slug == slug)).first()
+    if lab is None:
+        raise NotFound(f"no lab {slug!r}", field="lab")
+    return lab
+
+
+def add_member(session: Session, actor: Principal, lab_slug: str, user_name: str,
+               role: str) -> Membership:
+    """The admin check comes before the user lookup, so the route cannot be used to
+    find out which user names exist."""
+    actor.require_admin(find_lab(session, lab_slug).id)
+    return add_membership(session, actor, get_user(session, user_name), lab_slug, role)
+
+
+def deactivate_user(session: Session, actor: Principal, name: str) -> User:
+    """Coordinators switch an account off; its tokens answer 401 from now on. The row
+    stays: events and revisions still name their author."""
+    actor.require_coordinator()
+    user = get_user(session, name)
+    if user.deactivated_at is None:
+        user.deactivated_at = utcnow()
+        session.add(user)
+        record(session, actor, "user", user.id, "deactivated", {"name": name},
+               visibility="private")
+    return user
 
 
 def get_user(session: Session, name: str) -> User:
@@ -121,11 +160,17 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
     if scheme.lower() != "bearer" or not secret.startswith(TOKEN_PREFIX):
         raise Unauthorized("expected 'Authorization: Bearer sg_...'")
     prefix = secret[len(TOKEN_PREFIX):].split("_", 1)[0]
-    token = session.exec(select(ApiToken).where(ApiToken.prefix == prefix)).first()
+    # Outer join: a token whose user row is gone must answer 401, not fail on None.
+    row = session.exec(select(ApiToken, User).join(User, User.id == ApiToken.user_id,
+                                                   isouter=True)
+                       .where(ApiToken.prefix == prefix)).first()
+    token, user = row if row else (None, None)
     if token is None or not hmac.compare_digest(token.token_hash, hash_token(secret)):
         raise Unauthorized("unknown token")
     if token.revoked_at is not None:
         raise Unauthorized("token revoked")
     if token.expires_at is not None and token.expires_at <= utcnow():
         raise Unauthorized("token expired")
-    return principal_for_user(session, session.get(User, token.user_id))
+    if user is None or user.deactivated_at is not None:
+        raise Unauthorized("this token's user no longer exists or is deactivated")
+    return principal_for_user(session, user)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 ACCESS_LEVELS = ("public", "partners", "internal")
@@ -15,10 +16,10 @@ ACCESS_LEVELS = ("public", "partners", "internal")
 class Checkpoint(SQLModel, table=True):
     __tablename__ = "checkpoint"
     __table_args__ = (UniqueConstraint("model_id", "name"),)
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="ai_model.id", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
+    model_id: int = Field(foreign_key="ai_model.id", index=True, sa_type=BIGINT)
     # Copied from the model so visibility filters need no join.
-    lab_id: int = Field(foreign_key="lab.id", index=True)
+    lab_id: int = Field(foreign_key="lab.id", index=True, sa_type=BIGINT)
     name: str = Field(max_length=100)
     access_level: str = Field(default="internal", max_length=16)
     # [{"name", "sha256", "size"}] sorted by name; the digest names the exact file set.
@@ -28,5 +29,5 @@ class Checkpoint(SQLModel, table=True):
     parameter_count: int = Field(sa_column=Column(BigInteger, nullable=False))
     architecture: str | None = Field(default=None, max_length=100)
     model_type: str | None = Field(default=None, max_length=100)
-    uploaded_by: int | None = Field(default=None, foreign_key="user.id")
+    uploaded_by: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     created_at: datetime = Field(default_factory=utcnow)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -23,9 +24,9 @@ class EvalRun(SQLModel, table=True):
               postgresql_where=text("status IN ('queued', 'running')")),
         Index("ix_eval_run_claim", "status", "lease_expires_at"),
     )
-    id: int | None = Field(default=None, primary_key=True)
-    checkpoint_id: int = Field(foreign_key="checkpoint.id", index=True)
-    model_id: int = Field(foreign_key="ai_model.id", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
+    checkpoint_id: int = Field(foreign_key="checkpoint.id", index=True, sa_type=BIGINT)
+    model_id: int = Field(foreign_key="ai_model.id", index=True, sa_type=BIGINT)
     suite_id: str = Field(max_length=64)
     suite_version: int
     seed: int = 0
@@ -33,12 +34,12 @@ class EvalRun(SQLModel, table=True):
     progress: float = 0.0
     attempts: int = 0
     reason: str = Field(default="upload", max_length=32)
-    requested_by: int | None = Field(default=None, foreign_key="user.id")
+    requested_by: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = None
     heartbeat_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    result_id: int | None = Field(default=None, foreign_key="eval_result.id")
+    result_id: int | None = Field(default=None, foreign_key="eval_result.id", sa_type=BIGINT)
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -46,14 +47,14 @@ class EvalRun(SQLModel, table=True):
 
 class EvalResult(SQLModel, table=True):
     __tablename__ = "eval_result"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     # sha256 over what identifies the measurement (see service.result_key): one row per key,
     # however many workers or re-runs produce it.
     result_key: str = Field(max_length=64, unique=True)
     source: str = Field(max_length=16)  # "measured" (by the registry) | "reported" (by the lab)
-    model_id: int = Field(foreign_key="ai_model.id", index=True)
-    checkpoint_id: int | None = Field(default=None, foreign_key="checkpoint.id", index=True)
-    run_id: int | None = None
+    model_id: int = Field(foreign_key="ai_model.id", index=True, sa_type=BIGINT)
+    checkpoint_id: int | None = Field(default=None, foreign_key="checkpoint.id", index=True, sa_type=BIGINT)
+    run_id: int | None = Field(default=None, sa_type=BIGINT)
     manifest_digest: str | None = Field(default=None, max_length=64)
     suite_id: str = Field(max_length=128)
     suite_version: int = 0
@@ -67,10 +68,10 @@ class EvalResult(SQLModel, table=True):
     device: str | None = Field(default=None, max_length=64)
     dtype: str | None = Field(default=None, max_length=32)
     duration_s: float | None = None
-    tokens_processed: int | None = None
+    tokens_processed: int | None = Field(default=None, sa_type=BIGINT)
     metrics: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # For reported results: where the numbers came from (format, file, source name/url).
     origin: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_by: int | None = Field(default=None, foreign_key="user.id")
+    created_by: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     created_at: datetime = Field(default_factory=utcnow)

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -28,6 +29,8 @@ LEASE_S = 120.0
 MAX_ATTEMPTS = 3
 POLL_S = 2.0
 ENQUEUE_EVERY_S = 60.0
+# An upload staging file untouched this long belongs to a server that died mid-upload.
+STAGING_MAX_AGE_S = 3600.0
 # One suite at a time per process: transformers' from_pretrained is not thread-safe (it
 # patches module globals while loading) and torch already uses every core for one model.
 _RUN_LOCK = threading.Lock()
@@ -58,9 +61,15 @@ def claim(session, worker_id: str, lease_s: float = LEASE_S) -> tuple[int, int] 
     PostgreSQL: the inner SELECT ... FOR UPDATE SKIP LOCKED lets workers pass each other.
     SQLite: the session holds BEGIN IMMEDIATE, so claims are serialised; the outer WHERE
     re-checks the state so a job is never taken twice.
+
+    A job whose lease ran out MAX_ATTEMPTS times is never claimed again (a poison job that
+    crashes its worker would otherwise kill one worker after another): it is failed here,
+    on the claim itself, rather than waiting for the periodic sweep.
     """
     now = utcnow()
-    claimable = or_(EvalRun.status == "queued", _expired(now))
+    fail_abandoned(session)
+    claimable = or_(EvalRun.status == "queued",
+                    and_(_expired(now), EvalRun.attempts < MAX_ATTEMPTS))
     pick = select(EvalRun.id).where(claimable).order_by(EvalRun.id).limit(1)
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
@@ -208,8 +217,6 @@ def run_transfer(settings: Settings, family: list[Checkpoint], workdir, corpus, 
                  device: str | None, config_overrides: dict | None, lease: Lease):
     """One matrix-shaped result for a model's checkpoints: detector trained on row, tested
     on column. Returns (SuiteResult, digest naming the exact set of checkpoints)."""
-    import time
-
     from app.evals import runner, suites
 
     t0 = time.perf_counter()
@@ -237,6 +244,58 @@ def run_transfer(settings: Settings, family: list[Checkpoint], workdir, corpus, 
     return res, family_digest
 
 
+def _workdir_owner(path) -> tuple[int, int] | None:
+    """run-{run id}-{attempt}-{random} -> (run id, attempt)."""
+    parts = path.name.split("-")
+    if len(parts) == 4 and parts[0] == "run" and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    return None
+
+
+def remove_stale_workdirs(settings: Settings, engine) -> int:
+    """Delete work folders (materialised checkpoints: gigabytes) left by killed workers.
+
+    A folder is kept only while its run is still `running` at that attempt under a live
+    lease: that is a worker at work, here or in another process sharing the data folder.
+    Anything else (finished, re-claimed, lease expired) is debris."""
+    root = settings.data_dir / "work"
+    if not root.is_dir():
+        return 0
+    folders = {p: _workdir_owner(p) for p in root.iterdir() if p.is_dir()}
+    folders = {p: owner for p, owner in folders.items() if owner is not None}
+    if not folders:
+        return 0
+    now = utcnow()
+    with session_scope(engine, write=False) as s:
+        live = {(run_id, attempt) for run_id, attempt in s.execute(
+            select(EvalRun.id, EvalRun.attempts).where(
+                EvalRun.id.in_({run_id for run_id, _ in folders.values()}),
+                EvalRun.status == "running", EvalRun.lease_expires_at >= now))}
+    removed = 0
+    for path, owner in folders.items():
+        if owner not in live:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed %d work folders left by stopped workers", removed)
+    return removed
+
+
+def remove_stale_uploads(settings: Settings, max_age_s: float = STAGING_MAX_AGE_S) -> int:
+    """Delete upload staging files (`<blobs>/tmp/upload-*`) a killed server left behind.
+    An upload in progress writes its file continuously, so only untouched ones go."""
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for path in (settings.blob_dir / "tmp").glob("upload-*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # another process cleaned it or committed it first
+            pass
+    return removed
+
+
 def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.Event | None = None,
                worker_id: str | None = None, corpus=None, config_overrides: dict | None = None,
                lease_s: float = LEASE_S, poll_s: float = POLL_S, device: str | None = None,
@@ -249,6 +308,8 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
     worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     stop_event = stop_event or threading.Event()
     done, last_enqueue = 0, None
+    remove_stale_workdirs(settings, engine)
+    remove_stale_uploads(settings)
     while not stop_event.is_set():
         now = utcnow()
         if enqueue_every_s is not None and (
@@ -259,6 +320,9 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
             last_enqueue = now
         with session_scope(engine) as s:
             claimed = claim(s, worker_id, lease_s)
+        if claimed is not None:
+            remove_stale_workdirs(settings, engine)
+            remove_stale_uploads(settings)
         if claimed is None:
             if once:
                 break

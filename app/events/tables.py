@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 # Who may read an event: "public" (everyone, from visible_from on), "lab" (members of
@@ -15,15 +16,15 @@ EVENT_VISIBILITY = ("public", "lab", "private")
 
 
 class Event(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     at: datetime = Field(default_factory=utcnow, index=True)
-    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    actor_id: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     actor: str = Field(max_length=64)
     entity_type: str = Field(max_length=40, index=True)
     entity_id: str = Field(max_length=64, index=True)
     action: str = Field(max_length=60)
     digest: str = Field(max_length=64)
-    lab_id: int | None = Field(default=None, foreign_key="lab.id", index=True)
+    lab_id: int | None = Field(default=None, foreign_key="lab.id", index=True, sa_type=BIGINT)
     visibility: str = Field(default="lab", max_length=10)
     visible_from: datetime | None = None
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

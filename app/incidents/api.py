@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import threading
-import time
 from datetime import date
 
 from litestar import Controller, Request, Response
 from litestar.response import Stream
 
+from app import ratelimit
 from app.auth.principal import Principal
 from app.csvcells import SafeCSV
 from app.db import session_scope
@@ -32,6 +31,7 @@ from app.incidents.schemas import (
 )
 from app.incidents.search import SearchParams, search_incidents
 from app.markdown import render_markdown
+from app.settings import get_settings
 from app.urls import check_http_url
 
 # A public form: at most this many anonymous submissions per client address per hour,
@@ -40,32 +40,14 @@ ANON_PER_HOUR = 5
 MAX_BODY = 256 * 1024
 
 
-class TokenBucket:
-    """In-process, per key; a multi-process deployment gets one bucket per process."""
-
-    def __init__(self, capacity: int, per_seconds: float) -> None:
-        self.capacity, self.rate = capacity, capacity / per_seconds
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> float:
-        """0 if a token was taken, else the seconds until one is available."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, then = self._buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - then) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
-
-    def reset(self) -> None:
-        with self._lock:
-            self._buckets.clear()
-
-
-ANONYMOUS_SUBMISSIONS = TokenBucket(ANON_PER_HOUR, 3600)
+def _anonymous_wait(request: Request) -> float:
+    """Seconds until this client may submit again (0: now). Counted in the database, so
+    every server process shares the limit; keyed by the client address as seen through
+    trusted proxies only (app.ratelimit.client_address)."""
+    address = ratelimit.client_address(request.client.host if request.client else None,
+                                       request.headers.get("x-forwarded-for"),
+                                       get_settings().trusted_networks)
+    return ratelimit.take(f"incident-submit:{address}", ANON_PER_HOUR, 3600)
 
 
 def _read(session, principal, incident) -> Response:
@@ -91,7 +73,7 @@ class IncidentController(Controller):
                         principal: Principal) -> Response:
         """Signed in or anonymous; lands in the moderation queue as `submitted`."""
         if principal.is_anonymous:
-            wait = ANONYMOUS_SUBMISSIONS.take(request.client.host if request.client else "?")
+            wait = _anonymous_wait(request)
             if wait:
                 body = problem(429, "Too many requests",
                                f"at most {ANON_PER_HOUR} anonymous submissions per hour; "

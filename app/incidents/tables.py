@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -18,7 +19,7 @@ PUBLIC_STATUSES = ("confirmed", "resolved")
 class Incident(SQLModel, table=True):
     """One harm event. Its text is indexed for search with its linked reports' text."""
     __table_args__ = (Index("ix_incident_status_embargo", "status", "embargo_until"),)
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     title: str = Field(max_length=200)
     summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     occurred: date = Field(index=True)
@@ -29,11 +30,11 @@ class Incident(SQLModel, table=True):
     severity: str = Field(max_length=10, index=True)
     stage_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     checkpoint_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    reporter_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    reporter_id: int | None = Field(default=None, foreign_key="user.id", index=True, sa_type=BIGINT)
     reporter_contact: str | None = Field(default=None, max_length=200)
     embargo_until: datetime | None = None
     status: str = Field(default="submitted", max_length=12)
-    duplicate_of: int | None = Field(default=None, foreign_key="incident.id")
+    duplicate_of: int | None = Field(default=None, foreign_key="incident.id", sa_type=BIGINT)
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -45,35 +46,35 @@ class Incident(SQLModel, table=True):
 class IncidentReport(SQLModel, table=True):
     """A source, account or piece of evidence; may support several incidents."""
     __tablename__ = "incident_report"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     text: str = Field(sa_column=Column(Text, nullable=False))
     url: str | None = Field(default=None, max_length=2000)
-    submitted_by: int | None = Field(default=None, foreign_key="user.id")
+    submitted_by: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     contact: str | None = Field(default=None, max_length=200)
     submitted_at: datetime = Field(default_factory=utcnow)
 
 
 class IncidentReportLink(SQLModel, table=True):
     __tablename__ = "incident_report_link"
-    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
-    report_id: int = Field(foreign_key="incident_report.id", primary_key=True, index=True)
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True, sa_type=BIGINT)
+    report_id: int = Field(foreign_key="incident_report.id", primary_key=True, index=True, sa_type=BIGINT)
     linked_at: datetime = Field(default_factory=utcnow)
 
 
 class IncidentLab(SQLModel, table=True):
     """An affected lab: its members may read the incident while it is not public."""
     __tablename__ = "incident_lab"
-    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
-    lab_id: int = Field(foreign_key="lab.id", primary_key=True, index=True)
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True, sa_type=BIGINT)
+    lab_id: int = Field(foreign_key="lab.id", primary_key=True, index=True, sa_type=BIGINT)
 
 
 class IncidentModel(SQLModel, table=True):
     __tablename__ = "incident_model"
-    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
-    model_id: int = Field(foreign_key="ai_model.id", primary_key=True, index=True)
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True, sa_type=BIGINT)
+    model_id: int = Field(foreign_key="ai_model.id", primary_key=True, index=True, sa_type=BIGINT)
 
 
 class IncidentHarm(SQLModel, table=True):
     __tablename__ = "incident_harm"
-    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True, sa_type=BIGINT)
     harm_type: str = Field(max_length=40, primary_key=True, index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller
 
 from app.auth.principal import Principal
-from app.auth.service import add_membership, get_user
+from app.auth.service import add_member
 from app.db import session_scope
 from app.http import PUBLIC, get, post
 from app.labs import service
@@ -37,6 +37,5 @@ class LabController(Controller):
     @post("/{slug:str}/members")
     def add_member(self, slug: str, data: MemberCreate, principal: Principal) -> dict:
         with session_scope() as session:
-            user = get_user(session, data.user)
-            add_membership(session, principal, user, slug, data.role)
+            add_member(session, principal, slug, data.user, data.role)
             return {"lab": slug, "user": data.user, "role": data.role}

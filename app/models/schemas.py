@@ -8,12 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models.hub_ids import HUB_LICENCES, LIBRARY, PIPELINE_TAGS, REPO_ID
 
+from app.sqltypes import MAX_ID
+
 
 class CardFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     licence: str | None = Field(default=None, max_length=100)
     architecture: str | None = Field(default=None, max_length=100)
-    parameter_count: int | None = Field(default=None, ge=0)
+    parameter_count: int | None = Field(default=None, ge=0, le=MAX_ID)
     languages: list[str] = Field(default_factory=list, max_length=200)
     # Hugging Face card metadata, written to the exported README as the Hub reads it.
     library_name: str | None = Field(default=None, max_length=64)

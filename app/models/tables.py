@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 # The sections of "Model Cards for Model Reporting" (Mitchell et al.), as Markdown.
@@ -24,8 +25,8 @@ def _md() -> Column:
 class AIModel(SQLModel, table=True):
     __tablename__ = "ai_model"
     __table_args__ = (UniqueConstraint("lab_id", "slug"),)
-    id: int | None = Field(default=None, primary_key=True)
-    lab_id: int = Field(foreign_key="lab.id", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
+    lab_id: int = Field(foreign_key="lab.id", index=True, sa_type=BIGINT)
     slug: str = Field(max_length=64)
     name: str = Field(max_length=200)
     # A private model (and its card) is seen only by its lab and coordinators.
@@ -33,7 +34,7 @@ class AIModel(SQLModel, table=True):
     version: int = 1
     licence: str | None = Field(default=None, max_length=100)
     architecture: str | None = Field(default=None, max_length=100)
-    parameter_count: int | None = None
+    parameter_count: int | None = Field(default=None, sa_type=BIGINT)
     languages: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # Hugging Face card metadata (validated against the Hub's identifiers on write).
     library_name: str | None = Field(default=None, max_length=64)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.sqltypes import MAX_ID
+
 AccessLevel = Literal["internal", "partners", "researchers", "api", "public_weights"]
 Artifact = Literal["weights", "code", "paper", "model_card", "detector", "output_samples",
                    "dataset"]
@@ -15,7 +17,7 @@ Artifact = Literal["weights", "code", "paper", "model_card", "detector", "output
 class StageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    parameter_count: int | None = Field(default=None, ge=0)
+    parameter_count: int | None = Field(default=None, ge=0, le=MAX_ID)
     checkpoint_ref: str | None = Field(default=None, max_length=200)
     planned_date: date | None = None
     access_level: AccessLevel

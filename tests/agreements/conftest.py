@@ -69,3 +69,17 @@ def active(client, people, **over) -> dict:
     for lab in over.get("parties", ["lab-c", "lab-d"]):
         agreement = sign(client, admins[lab], agreement["id"], lab)
     return agreement
+
+
+def real_checkpoints(model_id: int, lab: str, *ids: int) -> None:
+    """Checkpoint rows with chosen ids (no files): agreement scopes may name only
+    existing checkpoints of the disclosing lab."""
+    from app.checkpoints.tables import Checkpoint
+    from app.labs.service import get_lab
+
+    with session_scope() as s:
+        lab_id = get_lab(s, lab).id
+        for i in ids:
+            s.add(Checkpoint(id=i, model_id=model_id, lab_id=lab_id, name=f"c{i}",
+                             manifest=[], manifest_digest="0" * 64, total_bytes=0,
+                             parameter_count=0))

@@ -13,7 +13,7 @@ from app.auth.principal import ANONYMOUS
 from app.db import get_engine, session_scope
 from app.labs.service import get_lab
 from app.timeutil import freeze, utcnow
-from tests.agreements.conftest import API, active, draft, ok, propose, sign
+from tests.agreements.conftest import API, active, draft, ok, propose, real_checkpoints, sign
 
 # Stands in for the checkpoint table, which another domain owns: same column names.
 _meta = MetaData()
@@ -84,6 +84,7 @@ def test_not_before_starts_at(client, people):
 def test_scope_by_checkpoint_and_stage(client, people):
     lab_a = lab_id("lab-a")
     plan = people.plan(filed=True)
+    real_checkpoints(people.model_a, "lab-a", 7)
     active(client, people, scope={"checkpoints": [7], "stages": [{"plan": plan,
                                                                   "position": 3}]})
     with session_scope(write=False) as s:
@@ -111,6 +112,7 @@ def test_listing_clause_agrees_with_can_access(client, people, fake_checkpoints)
     lab_a, lab_b = lab_id("lab-a"), lab_id("lab-b")
     plan = people.plan(filed=True)
     active(client, people, scope={"models": ["lab-a/m"]})
+    real_checkpoints(people.model_a, "lab-a", 9)
     active(client, people, parties=["lab-c"],
            scope={"stages": [{"plan": plan, "position": 3}], "checkpoints": [9]})
     rows = [ckpt(1, people.model_a, lab_a, "public"), ckpt(2, people.model_a, lab_a),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from app.agreements import service
 from app.db import session_scope
 from app.timeutil import freeze
-from tests.agreements.conftest import API, active, draft, ok, propose, sign
+from tests.agreements.conftest import API, active, draft, ok, propose, real_checkpoints, sign
 
 
 def events(client, people, agreement_id: int) -> list[str]:
@@ -151,12 +151,20 @@ def test_scope_only_the_disclosers_work(client, people):
                     headers=people.a_member.headers)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "scope.stages"
     plan_a = people.plan(filed=True)
+    real_checkpoints(people.model_a, "lab-a", 5, 9)
+    real_checkpoints(people.model_b, "lab-b", 11)
+    # Another lab's checkpoint and an id that does not exist answer alike: 422, the field.
+    for ids, bad in [([5, 11], 1), ([404], 0), ([9, 2**63], 1), ([0], 0)]:
+        r = client.post(API + "/", json=_min() | {"scope": {"checkpoints": ids}},
+                        headers=people.a_member.headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == f"scope.checkpoints[{bad}]"
     a = draft(client, people, scope={"stages": [{"plan": plan_a, "position": 3}],
                                      "checkpoints": [5, 5, 9]})
     assert [(s["plan"], s["position"], s["name"]) for s in a["scope"]["stages"]] == \
         [(plan_a, 3, "774M")]
-    # Scope shows only checkpoints the reader may see; ids 5 and 9 name none.
-    assert a["scope"]["checkpoints"] == []
+    # The drafting lab sees its own checkpoints; duplicates collapse.
+    assert a["scope"]["checkpoints"] == [5, 9]
     r = client.post(API + "/", json=_min(), headers=people.b_member.headers)
     assert r.status_code == 403
 
