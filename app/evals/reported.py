@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from app.auth.principal import Principal
 from app.checkpoints.service import get_checkpoint
 from app.checkpoints.tables import Checkpoint
-from app.errors import Invalid, NotFound, TooLarge
+from app.errors import Invalid, TooLarge
 from app.evals.schemas import ReportedImport, ReportedUpdate
 from app.evals.service import get_result, result_key, store_result
 from app.evals.tables import EvalResult
@@ -200,7 +200,7 @@ def front_matter(text: str) -> dict:
     _refuse_aliases(match.group(2))
     try:
         card = ModelCard(text.lstrip("\ufeff"), ignore_metadata_errors=True)
-    except Exception as exc:  # the Hub's parser says why (YAML error, not a mapping)
+    except Exception as exc:  # noqa: BLE001 (the Hub's parser raises several kinds; all mean a bad card)
         raise Invalid(f"front matter is not valid card metadata: {exc}",
                       field="content") from None
     return card.data.to_dict() | ({"model-index": _raw_index(match.group(2))})
@@ -372,12 +372,57 @@ def import_reported(session: Session, actor: Principal, model_id: int,
             session.add(row)
         rows.append(row)
     session.flush()
+    if data.format == "model-index" and parsed:
+        adopt_card_metadata(session, actor, model, parsed[0]["origin"]["card_metadata"], rows)
     lab = session.get(Lab, model.lab_id)
     record(session, actor, "model", model.id, "reported_results_imported",
            {"model": f"{lab.slug}/{model.slug}", "results": [r.result_key for r in rows]},
            lab_id=model.lab_id, visibility=_visibility(session, model, rows),
            data={"format": data.format, "count": len(rows)})
     return rows
+
+
+# The card's top-level keys and the model fields they fill.
+METADATA_FIELDS = {"license": "licence", "language": "languages", "library_name": "library_name",
+                   "pipeline_tag": "pipeline_tag", "base_model": "base_model",
+                   "datasets": "datasets"}
+
+
+def adopt_card_metadata(session: Session, actor: Principal, model: AIModel, meta: dict,
+                        rows: list[EvalResult]) -> None:
+    """An imported card's licence, languages, library, pipeline tag, base model and datasets
+    fill the model's empty fields (never overwrite them); invalid ones become warnings."""
+    from pydantic import ValidationError
+
+    from app.models.schemas import CardInput
+    from app.models.service import model_state
+
+    filled = {}
+    for key, attr in METADATA_FIELDS.items():
+        value = meta.get(key)
+        if value is None or getattr(model, attr):
+            continue
+        if attr in ("languages", "base_model", "datasets") and isinstance(value, str):
+            value = [value]
+        try:
+            filled[attr] = getattr(CardInput.model_validate({attr: value}), attr)
+        except ValidationError as exc:
+            note = f"card metadata {key!r} not adopted: {exc.errors()[0]['msg']}"
+            for row in rows:
+                row.details = row.details | {"warnings": [*row.details.get("warnings", []),
+                                                          note]}
+                session.add(row)
+    if not filled:
+        return
+    from app.versioning import claim_version
+
+    claim_version(session, model, model.version)
+    for attr, value in filled.items():
+        setattr(model, attr, value)
+    session.add(model)
+    record(session, actor, "model", model.id, "updated", model_state(model),
+           lab_id=model.lab_id, visibility="public" if model.public else "lab",
+           data={"from_card": sorted(filled)})
 
 
 def _visibility(session: Session, model: AIModel, rows: list[EvalResult]) -> str:

@@ -12,8 +12,13 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from tests.checkpoints.tiny import upload
-from tests.evals.test_results_api import LM_EVAL, README, files, measured_family, report  # noqa: F401
+from tests.checkpoints.tiny import checkpoint_files, tiny_gpt2, upload
+from tests.evals.test_results_api import LM_EVAL, README, measured_family, report
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return checkpoint_files(tiny_gpt2(tmp_path_factory.mktemp("tiny")))
 
 
 @pytest.fixture(scope="module")
@@ -160,13 +165,13 @@ def test_reimport_with_a_url_sets_it(client, world):
 
 @pytest.mark.parametrize("text,field", [
     ("---\nmodel-index: &a\n- name: x\n  results: *a\n---\n", "content"),
-    ("---\nmodel-index:\n- name: x\n  results:\n  - task: {type: text-generation}\n"
-     "    dataset: {type: d, name: D}\n    metrics:\n    - {type: acc, value: 1}\n"
-     "    - {type: acc, value: 2}\n---\n", "content.model-index[0].results[0].metrics[1]"),
-    ("---\nmodel-index:\n- name: x\n  results:\n  - task: {type: t}\n"
-     "    dataset: {type: d, name: D}\n    metrics: [{type: acc, value: 1}]\n"
-     "  - task: {type: t}\n    dataset: {type: d, name: E}\n"
-     "    metrics: [{type: f1, value: 1}]\n---\n", "content.model-index[0].results[1]"),
+    (("---\nmodel-index:\n- name: x\n  results:\n  - task: {type: text-generation}\n"
+      "    dataset: {type: d, name: D}\n    metrics:\n    - {type: acc, value: 1}\n"
+      "    - {type: acc, value: 2}\n---\n"), "content.model-index[0].results[0].metrics[1]"),
+    (("---\nmodel-index:\n- name: x\n  results:\n  - task: {type: t}\n"
+      "    dataset: {type: d, name: D}\n    metrics: [{type: acc, value: 1}]\n"
+      "  - task: {type: t}\n    dataset: {type: d, name: E}\n"
+      "    metrics: [{type: f1, value: 1}]\n---\n"), "content.model-index[0].results[1]"),
 ])
 def test_cards_the_hub_would_mangle_are_refused(client, world, text, field):
     resp = report(client, world.a_member, world.model_a, "model-index", text)
@@ -187,6 +192,9 @@ def test_card_import_keeps_what_the_card_says(client, world):
                                           "args": {"average": "macro"}}
     assert hub["metrics"]["ppl"]["name"] == "PPL"
     assert row["origin"]["card_metadata"]["license"] == "mit"
+    # The card's metadata fills the model's empty fields.
+    model = client.get(f"/api/v1/models/{world.model_a}").json()
+    assert (model["licence"], model["languages"]) == ("mit", ["en"])
     out = card_values(client.get(f"/api/v1/models/{world.model_a}/card.md").text)
     f1 = next(e for e in out if e.metric_type == "f1")
     assert (f1.metric_config, f1.metric_args, f1.task_name) == ("macro", {"average": "macro"},
