@@ -233,6 +233,8 @@ def _tables(results: list[EvalResult], names: dict[int, str], base_url: str) -> 
                 if not _finite(v):
                     continue
                 err = f"{stderr[k]:.4g}" if _finite(stderr.get(k)) else ""
-                out.append(f"| {where} | {task} | {k} | {v:.6g} | {err} | {url} |")
+                cells = [where, task, k, f"{v:.6g}", err, url]
+                # A '|' in a lab's task or metric name would split the row.
+                out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
     return out

@@ -178,6 +178,16 @@ def parse_lm_eval(doc) -> list[dict]:
                     "origin": origin, "entry": None})
     if not out:
         raise Invalid("no numeric metrics in 'results'", field="content.results")
+    # Tasks over the same dataset split would be one result to the Hub; the later ones are
+    # told apart by their task name as dataset type (as the card export does).
+    seen = set()
+    for item in out:
+        d = item["details"]["hub"]["dataset"]
+        key = (d["type"], d.get("config"), d.get("split"), d.get("revision"))
+        if key in seen:
+            d["type"] = item["suite_id"]
+            key = (d["type"], *key[1:])
+        seen.add(key)
     return out
 
 
@@ -325,8 +335,11 @@ def _source(origin: dict, data: ReportedImport) -> dict:
 
 
 def hub_identity(hub: dict) -> list:
+    """What makes a reported row one result: the Hub's grouping key plus the task name, so
+    two lm-eval tasks over one dataset split (lambada_openai, lambada_openai_cloze) stay two."""
     d = hub["dataset"]
-    return [hub["task"]["type"], d["type"], d.get("config"), d.get("split"), d.get("revision")]
+    return [hub["task"]["type"], hub["task"].get("name"), d["type"], d.get("config"),
+            d.get("split"), d.get("revision")]
 
 
 def import_reported(session: Session, actor: Principal, model_id: int,

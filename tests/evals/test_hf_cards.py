@@ -128,6 +128,22 @@ def test_checkpoint_card_parses_and_is_a_fixed_point(client, world, settings, fi
     assert len(again["items"]) == len(stored["items"])
     model_card = client.get(f"/api/v1/models/{world.model_a}/card.md").text
     assert len(card_values(model_card)) == 2  # the model-level LAMBADA report
+    assert report(client, world.a_member, world.model_a, "model-index",
+                  str(ModelCard(model_card))).status_code == 201
+    assert client.get(f"/api/v1/models/{world.model_a}/card.md").text == model_card
+
+
+def test_tasks_over_one_dataset_stay_apart(client, world):
+    doc = copy.deepcopy(LM_EVAL)
+    doc["results"]["hellaswag_copy"] = dict(doc["results"]["hellaswag"], **{"acc,none": 0.5})
+    doc["configs"]["hellaswag_copy"] = doc["configs"]["hellaswag"]
+    rows = report(client, world.a_member, world.model_a, "lm-eval-harness", doc).json()
+    assert {r["suite_id"]: r["metrics"]["acc"] for r in rows if "acc" in r["metrics"]} == \
+        {"hellaswag": 0.2891, "hellaswag_copy": 0.5}
+    values = {(e.dataset_type, e.metric_type): e.metric_value for e in card_values(
+        client.get(f"/api/v1/models/{world.model_a}/card.md").text)}
+    assert values[("hellaswag", "acc")] == 0.2891
+    assert values[("hellaswag_copy", "acc")] == 0.5
 
 
 def test_reported_results_can_be_repaired_and_deleted(client, world):
@@ -236,3 +252,19 @@ def test_suite_references_with_a_version_are_accepted(client, world, files):
                                                   "suite": "perplexity@99"},
                       headers=world.a_member.headers)
     assert old.status_code == 404 and old.json()["errors"][0]["field"] == "suite"
+
+
+def test_card_links_use_the_configured_public_url(client, world):
+    import dataclasses
+
+    from app.settings import configure, get_settings
+
+    before = get_settings()
+    configure(dataclasses.replace(before, public_url="https://registry.example.org"))
+    try:
+        report(client, world.a_member, world.model_a, "lm-eval-harness", LM_EVAL)
+        text = client.get(f"/api/v1/models/{world.model_a}/card.md").text
+    finally:
+        configure(before)
+    assert {e.source_url.rsplit("/", 1)[0] for e in card_values(text)} == \
+        {"https://registry.example.org/api/v1/evals/results"}
