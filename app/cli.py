@@ -126,6 +126,25 @@ def user_create(name: str, lab_slug: str | None, role: str, coordinator: bool) -
     click.echo(f"created user {name}")
 
 
+@user.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True,
+              help="read the password from the first line of stdin (scripts)")
+def user_set_password(name: str, password_stdin: bool) -> None:
+    """Set the password a user signs in to the web console with (argon2id)."""
+    from app.auth.passwords import set_password
+    from app.auth.service import get_user
+    from app.db import session_scope
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with session_scope() as session:
+        set_password(session, SYSTEM, get_user(session, name), password)
+    click.echo(f"password set for {name}; their other web sessions have ended")
+
+
 @main.group()
 def token() -> None:
     """API tokens."""
@@ -193,6 +212,9 @@ from app.evals.cli import worker  # noqa: E402
 
 main.add_command(checkpoint)
 main.add_command(worker)
+from app.norms.cli import policy  # noqa: E402
+
+main.add_command(policy)
 
 
 if __name__ == "__main__":

@@ -96,8 +96,14 @@ def _ensure_gpt2_plan(session: Session) -> ReleasePlan:
         return plan
     plan = file_plan(session, SYSTEM, PlanCreate(
         model="openai/gpt-2", title=PLAN_TITLE, stages=STAGES, file=True,
+        policies=["gpt2-2019"],
         summary="Four sizes over about nine months, each gated on what was learnt about "
                 "misuse and detection from the one before."))
+    # Evidence before releases: the gpt2-2019 policy gates each release on it.
+    from app.agreements.demo import load_demo_agreement
+
+    import_2019_detection(session)
+    load_demo_agreement(session)
     for position, stage in enumerate(STAGES, start=1):
         transition_stage(session, SYSTEM, plan.id, position, "ready", plan.version)
         transition_stage(session, SYSTEM, plan.id, position, "released", plan.version,

@@ -21,7 +21,8 @@ class Invalid(DomainError):
 
 
 class BadQuery(DomainError):
-    status, title = 400, "Bad query"
+    # One rule for bad input: a query or filter the server cannot use is 422, like a body.
+    status, title = 422, "Invalid query"
 
 
 class Unauthorized(DomainError):

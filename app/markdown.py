@@ -1,16 +1,154 @@
-"""The one place user Markdown becomes HTML: markdown-it-py js-default, then nh3."""
+"""The one place user Markdown becomes HTML: markdown-it-py js-default, then nh3.
+
+HTML is rendered once, when a row is written (a before_flush hook below), and stored
+beside the Markdown in `markdown_html`; reads return the stored HTML. Rows rendered by
+an older RENDERER_VERSION are re-rendered at start-up (`rerender_stale`), and lazily by
+`stored_html` until then.
+"""
 
 from __future__ import annotations
 
+import html
+import time
+
 import nh3
 from markdown_it import MarkdownIt
+from sqlalchemy import JSON, event, inspect
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Field, Session, SQLModel, select
+
+from app.errors import Invalid
+
+# Bump whenever the preset, options, plugins or sanitiser change: stored HTML of an
+# older version is re-rendered.
+RENDERER_VERSION = 2
+# The default preset nests 100 deep; parse_link_label re-scans up to that depth at every
+# "[" so `![![![...` costs ~65 µs a character. 20 (CommonMark's own value) is plenty for
+# real documents and cuts the worst case 4-7x.
+MAX_NESTING = 20
+# CPU-time bound on one field (pathological input is refused, not rendered slowly).
+# Thread CPU time, not wall time, so other processes' load does not refuse valid text.
+RENDER_BUDGET_S = 0.5
 
 # js-default: no raw HTML, links validated; nh3 (Ammonia) then removes anything
 # that still slipped through, e.g. javascript: URLs produced by plugins.
-_md = MarkdownIt("js-default")
+_md = MarkdownIt("js-default", {"maxNesting": MAX_NESTING})
 
 
-def render_markdown(text: str | None) -> str:
+class RenderTooSlow(Exception):
+    pass
+
+
+def _deadline(state, *_args) -> bool:
+    """A rule that matches nothing and runs first: it stops a render past its budget."""
+    deadline = state.env.get("deadline")
+    if deadline is not None and time.thread_time() > deadline:
+        raise RenderTooSlow
+    return False
+
+
+_md.inline.ruler.before("text", "deadline", _deadline)
+_md.block.ruler.before("table", "deadline", _deadline)
+
+
+def _render(text: str, budget: float) -> str:
+    env = {"deadline": time.thread_time() + budget}
+    return nh3.clean(_md.render(text, env), link_rel="nofollow noopener noreferrer")
+
+
+def render_markdown(text: str | None, *, field: str | None = None,
+                    budget: float = RENDER_BUDGET_S) -> str:
+    """Sanitised HTML; Markdown that takes longer than `budget` to render is refused (422)."""
     if not text:
         return ""
-    return nh3.clean(_md.render(text), link_rel="nofollow noopener noreferrer")
+    try:
+        return _render(text, budget)
+    except RenderTooSlow:
+        raise Invalid(f"{field or 'text'}: this Markdown is too costly to render (over "
+                      f"{budget:g} s); simplify deeply nested brackets, links or emphasis",
+                      field=field or "text") from None
+
+
+def render_leniently(text: str | None) -> str:
+    """For stored text that can no longer be refused: too costly renders as escaped text."""
+    try:
+        return render_markdown(text)
+    except Invalid:
+        return f"<pre>{html.escape(text or '')}</pre>"
+
+
+class RenderedMarkdown(SQLModel):
+    """Mixin for tables with Markdown fields; the table lists them in `__markdown__`."""
+    markdown_html: dict = Field(default_factory=dict, sa_type=JSON,
+                                sa_column_kwargs={"nullable": False, "server_default": "{}"})
+    markdown_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+def stored_html(row: RenderedMarkdown, name: str) -> str:
+    rendered = getattr(row, "markdown_html", None) or {}
+    if getattr(row, "markdown_version", None) == RENDERER_VERSION and name in rendered:
+        return rendered[name]
+    # Not re-rendered yet (inserted by raw SQL, or an older renderer): render now.
+    return render_leniently(getattr(row, name))
+
+
+def _render_row(row, names, *, lenient: bool = False) -> None:
+    rendered = dict(row.markdown_html or {})
+    for name in names:
+        text = getattr(row, name)
+        rendered[name] = render_leniently(text) if lenient else render_markdown(text, field=name)
+    row.markdown_html = rendered
+    row.markdown_version = RENDERER_VERSION
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _render_on_write(session, _context, _instances) -> None:
+    """Every write path (API, CLI, demo, worker) renders changed Markdown fields here."""
+    for row in [*session.new, *session.dirty]:
+        names = getattr(type(row), "__markdown__", None)
+        if not names:
+            continue
+        if row in session.new:
+            _render_row(row, names)
+            continue
+        state = inspect(row)
+        changed = [n for n in names if state.attrs[n].history.has_changes()]
+        if row.markdown_version != RENDERER_VERSION:
+            # Text already stored cannot be refused any more; what changed now can.
+            _render_row(row, [n for n in names if n not in changed], lenient=True)
+        if changed:
+            _render_row(row, changed)
+
+
+def rerender_stale(session: Session, tables: list[type] | None = None,
+                   batch: int = 200) -> int:
+    """Re-render rows whose HTML came from an older renderer; returns how many."""
+    count = 0
+    for table in tables or markdown_tables():
+        while True:
+            rows = session.exec(select(table).where(
+                table.markdown_version != RENDERER_VERSION).limit(batch)).all()
+            if not rows:
+                break
+            for row in rows:
+                _render_row(row, table.__markdown__, lenient=True)
+                session.add(row)
+            session.commit()
+            count += len(rows)
+    return count
+
+
+def markdown_tables() -> list[type]:
+    from app.agreements.tables import DisclosureAgreement
+    from app.incidents.tables import Incident, IncidentReport
+    from app.models.tables import AIModel
+    from app.plans.tables import ReleasePlan
+
+    return [AIModel, ReleasePlan, DisclosureAgreement, Incident, IncidentReport]
+
+
+def rerender_on_startup() -> None:
+    from app.db import session_scope
+
+    with session_scope() as session:
+        rerender_stale(session)

@@ -29,6 +29,14 @@ class Settings:
     # Proxies whose X-Forwarded-For is believed (comma-separated CIDRs or addresses).
     # Empty: the peer address is the client, whatever headers it sends.
     trusted_proxies: str = field(default_factory=lambda: _env("TRUSTED_PROXIES", ""))
+    # Web cookies (session, CSRF) carry `Secure`: set STAGEGATE_SECURE_COOKIES=1 behind TLS.
+    secure_cookies: bool = field(default_factory=lambda: _env("SECURE_COOKIES", "0") == "1")
+    # Where policies/<id>/policy.yaml live; None = the policies/ folder shipped with the code.
+    policy_dir: Path | None = field(default_factory=lambda: Path(_env("POLICY_DIR", "")).resolve()
+                                    if _env("POLICY_DIR", "") else None)
+    # Policy ids every plan is judged against, besides the ones it declares (app/norms).
+    mandatory_policies: tuple[str, ...] = field(default_factory=lambda: tuple(
+        p.strip() for p in _env("MANDATORY_POLICIES", "").split(",") if p.strip()))
 
     def __post_init__(self) -> None:
         if not self.database_url:

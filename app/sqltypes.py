@@ -7,5 +7,4 @@ from sqlalchemy import BigInteger, Integer
 # 64-bit, and an INTEGER PRIMARY KEY must stay INTEGER to remain the rowid alias.
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
-# The largest id a BIGINT holds: a number past it names no row (and must not reach SQL).
-MAX_ID = 2**63 - 1
+from app.ids import MAX_ID  # noqa: E402,F401 (one definition, app.ids)

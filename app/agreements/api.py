@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from litestar import Controller, Request, Response
 
 from app.agreements import service
@@ -13,9 +15,11 @@ from app.agreements.schemas import (
     TemplateIn,
     TransitionIn,
 )
+from app.agreements.tables import KINDS, STATUSES
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.http import PUBLIC, expected_version, get, patch, post, with_etag
+from app.ids import Id
 from app.pagination import Page, PageRequest
 
 
@@ -25,8 +29,8 @@ class AgreementController(Controller):
 
     @get("/", opt=PUBLIC)
     def list_agreements(self, principal: Principal, page: PageRequest,
-                        status: str | None = None, lab: str | None = None,
-                        kind: str | None = None) -> Page[AgreementRead]:
+                        status: Literal[STATUSES] | None = None, lab: str | None = None,
+                        kind: Literal[KINDS] | None = None) -> Page[AgreementRead]:
         """`status` is the effective status; `lab` matches the discloser or any party."""
         with session_scope(write=False) as session:
             rows, cursor = service.list_agreements(session, principal, page, status=status,
@@ -51,13 +55,13 @@ class AgreementController(Controller):
             return with_etag(service.read_agreement(session, principal, agreement), 201)
 
     @get("/{agreement_id:int}", opt=PUBLIC)
-    def get_agreement(self, agreement_id: int, principal: Principal) -> Response[AgreementRead]:
+    def get_agreement(self, agreement_id: Id, principal: Principal) -> Response[AgreementRead]:
         with session_scope(write=False) as session:
             agreement = service.get_agreement(session, principal, agreement_id)
             return with_etag(service.read_agreement(session, principal, agreement))
 
     @patch("/{agreement_id:int}")
-    def revise_agreement(self, agreement_id: int, data: AgreementUpdate, request: Request,
+    def revise_agreement(self, agreement_id: Id, data: AgreementUpdate, request: Request,
                          principal: Principal) -> Response[AgreementRead]:
         data.version = expected_version(request, data.version)
         with session_scope() as session:
@@ -65,7 +69,7 @@ class AgreementController(Controller):
             return with_etag(service.read_agreement(session, principal, agreement))
 
     @post("/{agreement_id:int}/transitions", status_code=200)
-    def transition_agreement(self, agreement_id: int, data: TransitionIn, request: Request,
+    def transition_agreement(self, agreement_id: Id, data: TransitionIn, request: Request,
                              principal: Principal) -> Response[AgreementRead]:
         with session_scope() as session:
             agreement = service.transition_agreement(
@@ -74,7 +78,7 @@ class AgreementController(Controller):
             return with_etag(service.read_agreement(session, principal, agreement))
 
     @post("/{agreement_id:int}/signatures", status_code=201)
-    def sign_agreement(self, agreement_id: int, data: SignIn, request: Request,
+    def sign_agreement(self, agreement_id: Id, data: SignIn, request: Request,
                        principal: Principal) -> Response[AgreementRead]:
         with session_scope() as session:
             agreement = service.sign_agreement(session, principal, agreement_id, data.lab,

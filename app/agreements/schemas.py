@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from app.agreements.tables import STATUSES
+from app.ids import Id, OptionalId
+
 Kind = Literal["research_access", "pre_release_evaluation", "coordinated_disclosure",
                "data_sharing"]
 
@@ -14,8 +17,8 @@ Kind = Literal["research_access", "pre_release_evaluation", "coordinated_disclos
 class StageRef(BaseModel):
     """A stage of a release plan, named the way plans name it: plan id and position."""
     model_config = ConfigDict(extra="forbid")
-    plan: int = Field(ge=1)
-    position: int = Field(ge=1)
+    plan: Id
+    position: Id
 
 
 class ScopeIn(BaseModel):
@@ -23,7 +26,7 @@ class ScopeIn(BaseModel):
     models: list[str] = Field(default_factory=list, max_length=100,
                               description="LAB/MODEL references (the discloser's models)")
     stages: list[StageRef] = Field(default_factory=list, max_length=100)
-    checkpoints: list[int] = Field(default_factory=list, max_length=1000)
+    checkpoints: list[Id] = Field(default_factory=list, max_length=1000)
 
 
 class AgreementFields(BaseModel):
@@ -49,7 +52,7 @@ class AgreementCreate(AgreementFields):
 class AgreementUpdate(BaseModel):
     """Drafts only; the fields sent replace the stored ones; `version` must match."""
     model_config = ConfigDict(extra="forbid")
-    version: int | None = None
+    version: OptionalId = None
     title: str | None = Field(default=None, min_length=1, max_length=200)
     kind: Kind | None = None
     parties: list[str] | None = Field(default=None, max_length=100)
@@ -78,15 +81,15 @@ class TemplateIn(BaseModel):
 
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(min_length=1, max_length=20)
-    version: int | None = None
+    to: Literal[STATUSES]
+    version: OptionalId = None
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lab: str = Field(min_length=1, max_length=63, description="the party lab you sign for")
-    version: int | None = Field(default=None, description="optional: refuse if changed")
+    version: OptionalId = Field(default=None, description="optional: refuse if changed")
 
 
 class PartyRead(BaseModel):

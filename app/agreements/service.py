@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import Table, and_, case, exists, false, literal, or_, true, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
@@ -36,13 +35,14 @@ from app.errors import BadQuery, Conflict, Forbidden, Invalid, InvalidTransition
 from app.events.service import record
 from app.labs.service import get_lab
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
 from app.plans.service import visible_plans
 from app.plans.tables import ReleasePlan, Stage
 from app.sqltypes import MAX_ID
+from app.safeyaml import load_yaml
 from app.timeutil import utcnow
 from app.versioning import check_version
 
@@ -198,7 +198,7 @@ def read_agreements(session: Session, principal: Principal,
                 checkpoints=[s.checkpoint_id for s in scope[a.id]
                              if s.checkpoint_id in shown_checkpoints]),
             terms=a.terms if show_terms else None,
-            terms_html=render_markdown(a.terms) if show_terms else None,
+            terms_html=stored_html(a, "terms") if show_terms else None,
             terms_private=a.terms_private, non_commercial=a.non_commercial,
             starts_at=a.starts_at, ends_at=a.ends_at, confidential_until=a.confidential_until,
             template=a.template, version=a.version, created_at=a.created_at,
@@ -475,6 +475,8 @@ def sign_agreement(session: Session, actor: Principal, agreement_id: int, lab_sl
 
 
 # -- templates ------------------------------------------------------------------------
+MAX_TEMPLATE_BYTES = 256 * 1024
+
 
 def load_template(path_or_name: str | Path) -> dict:
     """A name (a file in templates/) or, from the console only, a Path."""
@@ -489,8 +491,12 @@ def load_template(path_or_name: str | Path) -> dict:
         names = ", ".join(sorted(p.stem for p in TEMPLATES.glob("*.yaml")))
         raise NotFound(f"no template {str(path_or_name)!r}; available: {names}",
                        field="template")
-    data = yaml.safe_load(path.read_text())
-    missing = [k for k in ("title", "kind", "terms") if not (data or {}).get(k)]
+    # A console user may name any file: parsed like every client YAML (no aliases, bounded).
+    data = load_yaml(path.read_text(encoding="utf-8"), field="template",
+                     max_bytes=MAX_TEMPLATE_BYTES)
+    if not isinstance(data, dict):
+        raise Invalid(f"template {path.name} must be a YAML mapping", field="template")
+    missing = [k for k in ("title", "kind", "terms") if not data.get(k)]
     if missing:
         raise Invalid(f"template {path.name} lacks {', '.join(missing)}", field="template")
     data.setdefault("name", path.stem)

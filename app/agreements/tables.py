@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, Column, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from app.sqltypes import BIGINT
+from app.markdown import RenderedMarkdown
 from app.timeutil import utcnow
 
 KINDS = ("research_access", "pre_release_evaluation", "coordinated_disclosure", "data_sharing")
@@ -17,8 +18,9 @@ STORED_STATUSES = ("draft", "proposed", "active", "terminated")
 STATUSES = ("draft", "proposed", "active", "expired", "terminated")
 
 
-class DisclosureAgreement(SQLModel, table=True):
+class DisclosureAgreement(RenderedMarkdown, table=True):
     __tablename__ = "disclosure_agreement"
+    __markdown__ = ("terms",)
     __table_args__ = (CheckConstraint("ends_at > starts_at", name="agreement_period"),)
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     # The disclosing lab: owns the agreement and the checkpoints it opens up.

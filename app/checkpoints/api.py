@@ -5,16 +5,17 @@ from __future__ import annotations
 import anyio
 import litestar
 from litestar import Controller, Request, Response
-from litestar.datastructures import UploadFile
 from litestar.response import File
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.auth.principal import Principal
 from app.checkpoints import service
 from app.checkpoints.schemas import AccessLevel, CheckpointCreate, CheckpointRead
+from app.checkpoints.upload_form import read_upload
 from app.db import session_scope
 from app.errors import Invalid, TooLarge
 from app.http import PUBLIC, get, patch
+from app.ids import Id
 from app.pagination import Page, PageRequest
 
 # Multipart framing on top of the files themselves.
@@ -35,6 +36,11 @@ def _form_fields(fields: dict) -> CheckpointCreate:
         raise Invalid(f"{field}: {err['msg']}", field=field) from None
 
 
+def _check_allowed(principal: Principal, data: CheckpointCreate) -> None:
+    with session_scope(write=False) as session:
+        service.check_upload_allowed(session, principal, data)
+
+
 def _upload(principal: Principal, data: CheckpointCreate, files: list) -> CheckpointRead:
     with session_scope() as session:
         ckpt = service.upload_checkpoint(session, principal, data, files)
@@ -51,25 +57,27 @@ class CheckpointController(Controller):
     async def upload_checkpoint(self, request: Request,
                                 principal: Principal) -> Response[CheckpointRead]:
         """multipart/form-data: fields model, name, access_level; parts `files`."""
-        _, total = service.upload_limits()
+        per_file, total = service.upload_limits()
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > total + FORM_OVERHEAD:
             raise TooLarge(f"the upload is larger than the limit of {total} bytes",
                            field="files", limit=total)
-        form = await request.form()
-        fields, files = {}, []
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                files.append((value.filename, value.file))
-            else:
-                fields[key] = value
-        try:
+        authorised: list[CheckpointCreate] = []
+
+        async def authorise(fields: dict) -> None:
             data = _form_fields(fields)
-            read = await anyio.to_thread.run_sync(_upload, principal, data, files)
+            await anyio.to_thread.run_sync(_check_allowed, principal, data)
+            authorised.append(data)
+
+        # Authorised (may this caller upload to that model?) before any file is kept.
+        _, files = await read_upload(request.stream(), request.headers.get("content-type", ""),
+                                     authorise=authorise, per_file=per_file, total=total,
+                                     overhead=FORM_OVERHEAD)
+        try:
+            read = await anyio.to_thread.run_sync(_upload, principal, authorised[0], files)
         finally:
-            for value in form.values():
-                if isinstance(value, UploadFile):
-                    await value.close()
+            for _, spool in files:
+                spool.close()
         return Response(read, status_code=201)
 
     @get("/", opt=PUBLIC)
@@ -81,13 +89,13 @@ class CheckpointController(Controller):
                         next_cursor=cursor)
 
     @get("/{checkpoint_id:int}", opt=PUBLIC)
-    def get_checkpoint(self, checkpoint_id: int, principal: Principal) -> CheckpointRead:
+    def get_checkpoint(self, checkpoint_id: Id, principal: Principal) -> CheckpointRead:
         with session_scope(write=False) as session:
             return service.read_checkpoint(
                 session, service.get_checkpoint(session, principal, checkpoint_id))
 
     @patch("/{checkpoint_id:int}")
-    def change_access(self, checkpoint_id: int, data: AccessChange,
+    def change_access(self, checkpoint_id: Id, data: AccessChange,
                       principal: Principal) -> CheckpointRead:
         with session_scope() as session:
             ckpt = service.set_access_level(session, principal, checkpoint_id,
@@ -95,7 +103,7 @@ class CheckpointController(Controller):
             return service.read_checkpoint(session, ckpt)
 
     @get("/{checkpoint_id:int}/files/{name:str}", opt=PUBLIC)
-    def download_file(self, checkpoint_id: int, name: str, principal: Principal) -> File:
+    def download_file(self, checkpoint_id: Id, name: str, principal: Principal) -> File:
         with session_scope(write=False) as session:
             path, entry = service.open_file(session, principal, checkpoint_id, name)
         return File(path=path, filename=name, media_type="application/octet-stream",

@@ -62,7 +62,7 @@ def _ensure_plan(session: Session, names: list[str]) -> None:
                                 "numbers for it are in.")
               for i, name in enumerate(names)]
     file_plan(session, SYSTEM, PlanCreate(model=DEMO_MODEL, title=PLAN_TITLE, stages=stages,
-                                          file=True))
+                                          policies=["capability-thresholds"], file=True))
 
 
 def load_demo_family(dirs: dict | None = None) -> Iterator[str]:

@@ -62,16 +62,22 @@ def checkpoint_state(ckpt: Checkpoint) -> dict:
             "manifest_digest": ckpt.manifest_digest}
 
 
-def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate,
-                      files: list[tuple[str, BinaryIO]], *, settings: Settings | None = None,
-                      enqueue: bool = True) -> Checkpoint:
-    """Check every file by content, then store blobs and the row; nothing is kept on refusal."""
+def check_upload_allowed(session: Session, actor: Principal, data: CheckpointCreate) -> AIModel:
+    """Whether `actor` may upload `data.name` to `data.model`; runs before the body is read."""
     model = find_model(session, actor, data.model)
     actor.require_member(model.lab_id)
     taken = select(Checkpoint.id).where(Checkpoint.model_id == model.id,
                                         Checkpoint.name == data.name)
     if session.exec(taken).first() is not None:
         raise Conflict(f"checkpoint {data.name!r} already exists for this model", field="name")
+    return model
+
+
+def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate,
+                      files: list[tuple[str, BinaryIO]], *, settings: Settings | None = None,
+                      enqueue: bool = True) -> Checkpoint:
+    """Check every file by content, then store blobs and the row; nothing is kept on refusal."""
+    model = check_upload_allowed(session, actor, data)
     if not files:
         raise Invalid("upload at least config.json and safetensors weights", field="files")
     per_file, total_limit = upload_limits(settings)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from litestar import Controller, Request, Response
 
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.evals import hf_export, reported, service
 from app.evals.schemas import ReportedImport, ReportedUpdate, ResultRead, RunRead, RunRequest
+from app.evals.tables import RUN_STATUSES
 from app.http import PUBLIC, delete, get, patch, post
+from app.ids import Id, OptionalId
 from app.pagination import Page, PageRequest
 from app.settings import get_settings
 
-MARKDOWN = "text/markdown; charset=utf-8"
+MARKDOWN = "text/markdown"
 
 
 def public_base(request: Request) -> str:
@@ -36,8 +40,8 @@ class EvalController(Controller):
 
     @get("/runs", opt=PUBLIC)
     def list_runs(self, principal: Principal, page: PageRequest, model: str | None = None,
-                  checkpoint_id: int | None = None,
-                  status: str | None = None) -> Page[RunRead]:
+                  checkpoint_id: OptionalId = None,
+                  status: Literal[RUN_STATUSES] | None = None) -> Page[RunRead]:
         with session_scope(write=False) as session:
             rows, cursor = service.list_runs(session, principal, page, model=model,
                                              checkpoint_id=checkpoint_id, status=status)
@@ -50,19 +54,20 @@ class EvalController(Controller):
                                                         data.checkpoint_id, data.suite))
 
     @get("/runs/{run_id:int}", opt=PUBLIC)
-    def get_run(self, run_id: int, principal: Principal) -> RunRead:
+    def get_run(self, run_id: Id, principal: Principal) -> RunRead:
         with session_scope(write=False) as session:
             return service.read_run(service.get_run(session, principal, run_id))
 
     @post("/runs/{run_id:int}/cancel", status_code=200)
-    def cancel_run(self, run_id: int, principal: Principal) -> RunRead:
+    def cancel_run(self, run_id: Id, principal: Principal) -> RunRead:
         with session_scope() as session:
             return service.read_run(service.cancel_run(session, principal, run_id))
 
     @get("/results", opt=PUBLIC)
     def list_results(self, principal: Principal, page: PageRequest, model: str | None = None,
-                     checkpoint_id: int | None = None, suite: str | None = None,
-                     source: str | None = None) -> Page[ResultRead]:
+                     checkpoint_id: OptionalId = None, suite: str | None = None,
+                     source: Literal["measured", "reported"] | None = None
+                     ) -> Page[ResultRead]:
         with session_scope(write=False) as session:
             rows, cursor = service.list_results(session, principal, page, model=model,
                                                 checkpoint_id=checkpoint_id, suite=suite,
@@ -70,12 +75,12 @@ class EvalController(Controller):
             return Page(items=[service.read_result(r) for r in rows], next_cursor=cursor)
 
     @get("/results/{result_id:int}", opt=PUBLIC)
-    def get_result(self, result_id: int, principal: Principal) -> ResultRead:
+    def get_result(self, result_id: Id, principal: Principal) -> ResultRead:
         with session_scope(write=False) as session:
             return service.read_result(service.get_result(session, principal, result_id))
 
     @patch("/results/{result_id:int}")
-    def update_reported(self, result_id: int, data: ReportedUpdate,
+    def update_reported(self, result_id: Id, data: ReportedUpdate,
                         principal: Principal) -> ResultRead:
         """Repair a reported result's source or Hub names (lab members)."""
         with session_scope() as session:
@@ -83,7 +88,7 @@ class EvalController(Controller):
                                                                 result_id, data))
 
     @delete("/results/{result_id:int}")
-    def delete_reported(self, result_id: int, principal: Principal) -> dict:
+    def delete_reported(self, result_id: Id, principal: Principal) -> dict:
         """Remove a reported result (lab members); measured results cannot be deleted."""
         with session_scope() as session:
             return reported.delete_reported(session, principal, result_id)
@@ -95,19 +100,19 @@ class ModelCardController(Controller):
     tags = ["evaluations"]
 
     @post("/reported-results", status_code=201)
-    def import_reported(self, model_id: int, data: ReportedImport,
+    def import_reported(self, model_id: Id, data: ReportedImport,
                         principal: Principal) -> list[ResultRead]:
         with session_scope() as session:
             rows = reported.import_reported(session, principal, model_id, data)
             return [service.read_result(r) for r in rows]
 
     @get("/card", opt=PUBLIC)
-    def get_card(self, model_id: int, principal: Principal) -> dict:
+    def get_card(self, model_id: Id, principal: Principal) -> dict:
         with session_scope(write=False) as session:
             return hf_export.live_card(session, principal, model_id)
 
     @get("/card.md", opt=PUBLIC, media_type=MARKDOWN)
-    def export_card(self, model_id: int, principal: Principal,
+    def export_card(self, model_id: Id, principal: Principal,
                     request: Request) -> Response[str]:
         with session_scope(write=False) as session:
             return _readme(hf_export.readme(session, principal, model_id,
@@ -120,7 +125,7 @@ class CheckpointCardController(Controller):
     tags = ["evaluations"]
 
     @get("/card.md", opt=PUBLIC, media_type=MARKDOWN)
-    def export_checkpoint_card(self, checkpoint_id: int, principal: Principal,
+    def export_checkpoint_card(self, checkpoint_id: Id, principal: Principal,
                                request: Request) -> Response[str]:
         with session_scope(write=False) as session:
             return _readme(hf_export.checkpoint_readme(session, principal, checkpoint_id,

@@ -8,7 +8,6 @@ import math
 import re
 from datetime import UTC, datetime
 
-import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 from huggingface_hub.repocard_data import model_index_to_eval_results
@@ -17,7 +16,7 @@ from sqlmodel import Session, select
 from app.auth.principal import Principal
 from app.checkpoints.service import get_checkpoint
 from app.checkpoints.tables import Checkpoint
-from app.errors import Invalid, TooLarge
+from app.errors import Invalid
 from app.evals.schemas import ReportedImport, ReportedUpdate
 from app.evals.service import get_result, result_key, store_result
 from app.evals.tables import EvalResult
@@ -25,11 +24,15 @@ from app.events.service import record
 from app.labs.tables import Lab
 from app.models.service import get_model
 from app.models.tables import AIModel
+from app.safeyaml import check_depth, load_yaml
 from app.timeutil import digest
 
+# Limits on one import: a real lm-eval results file or model card is tens of kB.
 MAX_RESULTS = 500
-MAX_CONTENT = 2_000_000  # characters of README or results JSON
-# Our own measured results, when a card exported here comes back: they are not the lab's.
+MAX_CONTENT_BYTES = 2 * 1024 * 1024
+MAX_METRICS = 200
+MAX_VERSION = 2**31 - 1
+# Our own results, when a card exported here comes back (see import_reported).
 OWN_RESULT = re.compile(r"/api/v1/evals/results/(\d+)$")
 # lm-eval keys that are bookkeeping, not metrics, in files without `higher_is_better`.
 NOT_METRICS = {"alias", "sample_len", "samples", "name", "sample_count"}
@@ -39,14 +42,66 @@ LOCAL_PATH = re.compile(r"^(?:/|~|\.{1,2}/|[A-Za-z]:[\\/])")
 def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _version(raw) -> int:
     try:
-        return int(float(raw))
-    except (TypeError, ValueError):
+        return float(value) if math.isfinite(value) else None
+    except OverflowError:       # an int beyond float range
+        return None
+
+
+def _version(raw, field: str) -> int:
+    """lm-eval versions are numbers ("1.0", 2); old YAML tasks say "Yaml", kept as 0."""
+    if raw is None or isinstance(raw, str) and not raw.strip():
         return 0
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise Invalid("a version is a number or a string", field=field)
+    try:
+        number = float(raw)
+    except ValueError:
+        return 0
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or not 0 <= number <= MAX_VERSION:
+        raise Invalid(f"a version is a finite number from 0 to {MAX_VERSION}", field=field)
+    return int(number)
+
+
+def _mapping(value, field: str, *, required: bool = False) -> dict:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid("must be an object (a mapping)", field=field)
+    return value
+
+
+def _sequence(value, field: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid("must be a list", field=field)
+    return value
+
+
+def _text(value, field: str, max_length: int, *, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Invalid("must be a string", field=field)
+    value = str(value)
+    if not value or len(value) > max_length or "\x00" in value:
+        raise Invalid(f"must be 1 to {max_length} characters without NUL", field=field)
+    return value
+
+
+def _bounded_content(content) -> object:
+    """The content as parsed data: size, depth, aliases and strict JSON are checked here."""
+    if isinstance(content, str):
+        return content
+    check_depth(content, field="content")
+    size = len(json.dumps(content, allow_nan=False, default=str))
+    if size > MAX_CONTENT_BYTES:
+        raise Invalid(f"{size} bytes; at most {MAX_CONTENT_BYTES} per import",
+                      field="content", limit=MAX_CONTENT_BYTES)
+    return content
 
 
 def scrub_paths(value):
@@ -92,27 +147,45 @@ def _local_dataset(path) -> bool:
             or bool(LOCAL_PATH.match(path)))
 
 
+def _lm_eval_json(text: str):
+    """The harness writes with Python's json, so an undefined value is a bare NaN or
+    Infinity: read as its name, it is then stored as absent with a warning, never refused
+    or dropped silently. Size and depth are bounded as in app.safeyaml.load_json."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONTENT_BYTES:
+        raise Invalid(f"{size} bytes of JSON; at most {MAX_CONTENT_BYTES} are accepted",
+                      field="content", limit=MAX_CONTENT_BYTES)
+    try:
+        doc = json.loads(text, parse_constant=str)
+    except RecursionError:
+        raise Invalid("nested too deeply", field="content") from None
+    except ValueError as exc:
+        raise Invalid(f"not valid JSON: {exc}", field="content") from None
+    check_depth(doc, field="content")
+    return doc
+
+
 def parse_lm_eval(doc) -> list[dict]:
     """`results` and `groups: {task: {"metric,filter": value, "metric_stderr,filter": ..}}`
     with `higher_is_better`, `versions`, `configs`, `n-shot`, `n-samples`, `group_subtasks`;
     0.3 files use plain "acc" / "acc_stderr" keys and have no `higher_is_better`."""
     if isinstance(doc, str):
-        try:
-            doc = json.loads(doc)
-        except json.JSONDecodeError as exc:
-            raise Invalid(f"not JSON: {exc}", field="content") from None
+        doc = _lm_eval_json(doc)
+    doc = _bounded_content(doc)
     results = doc.get("results") if isinstance(doc, dict) else None
     if not isinstance(results, dict) or not results:
         raise Invalid("an lm-eval results file needs a non-empty 'results' object",
                       field="content.results")
-    groups = doc.get("groups") if isinstance(doc.get("groups"), dict) else {}
+    groups = _mapping(doc.get("groups"), "content.groups")
     # A group may be listed only under `groups` (some 0.4 releases): it is imported too.
     tasks = {**{g: v for g, v in groups.items() if g not in results}, **results}
-    versions, configs = doc.get("versions") or {}, doc.get("configs") or {}
-    n_shot, n_samples = doc.get("n-shot") or {}, doc.get("n-samples") or {}
-    directions = doc.get("higher_is_better") or {}
-    subtasks = doc.get("group_subtasks") or {}
-    run_config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    versions = _mapping(doc.get("versions"), "content.versions")
+    configs = _mapping(doc.get("configs"), "content.configs")
+    n_shot = _mapping(doc.get("n-shot"), "content.n-shot")
+    n_samples = _mapping(doc.get("n-samples"), "content.n-samples")
+    directions = _mapping(doc.get("higher_is_better"), "content.higher_is_better")
+    subtasks = _mapping(doc.get("group_subtasks"), "content.group_subtasks")
+    run_config = _mapping(doc.get("config"), "content.config")
     origin = scrub_paths({
         "format": "lm-eval-harness", "lm_eval_version": doc.get("lm_eval_version"),
         "git_hash": doc.get("git_hash"), "date": iso_date(doc.get("date")),
@@ -121,8 +194,8 @@ def parse_lm_eval(doc) -> list[dict]:
     out = []
     for task, values in tasks.items():
         where = f"content.{'results' if task in results else 'groups'}.{task}"
-        if not isinstance(values, dict):
-            raise Invalid(f"results[{task!r}] must be an object", field=where)
+        _text(task, where, 128, required=True)
+        values = _mapping(values, where, required=True)
         wanted = directions.get(task) if isinstance(directions.get(task), dict) else None
         metrics, stderr, higher, warnings = {}, {}, {}, []
         for key, value in values.items():
@@ -150,17 +223,21 @@ def parse_lm_eval(doc) -> list[dict]:
             if warnings or task in groups:
                 raise Invalid(f"{task!r} has no finite metric values", field=where)
             continue
-        cfg = scrub_paths(configs.get(task)) if isinstance(configs.get(task), dict) else {}
+        if len(metrics) > MAX_METRICS:
+            raise Invalid(f"at most {MAX_METRICS} metrics per task", field=where)
+        cfg = scrub_paths(_mapping(configs.get(task), f"content.configs.{task}"))
         shots = n_shot.get(task, cfg.get("num_fewshot"))
-        alias = values.get("alias")
-        path = cfg.get("dataset_path")
+        alias = _text(values.get("alias"), f"{where}.alias", 200)
+        path = _text(cfg.get("dataset_path"), f"content.configs.{task}.dataset_path", 200)
+        subset = _text(cfg.get("dataset_name"), f"content.configs.{task}.dataset_name", 200)
+        kwargs = cfg.get("dataset_kwargs") if isinstance(cfg.get("dataset_kwargs"), dict) else {}
         dataset = {"type": task if _local_dataset(path) else path,
                    "name": (alias or task).strip(" -") or task,
-                   "config": cfg.get("dataset_name") or None,
+                   "config": subset or None,
                    "split": cfg.get("test_split") or cfg.get("validation_split") or None,
-                   "revision": (cfg.get("dataset_kwargs") or {}).get("revision")
-                   if isinstance(cfg.get("dataset_kwargs"), dict) else None,
-                   "args": {"num_few_shot": shots} if isinstance(shots, int) else None}
+                   "revision": kwargs.get("revision"),
+                   "args": {"num_few_shot": shots}
+                   if isinstance(shots, int) and not isinstance(shots, bool) else None}
         hub = {"task": {"type": "text-generation", "name": task},
                "dataset": {k: v for k, v in dataset.items() if v is not None},
                "metrics": {label: {"type": label.partition(",")[0],
@@ -168,12 +245,14 @@ def parse_lm_eval(doc) -> list[dict]:
                            for label in metrics}}
         details = {"stderr": stderr, "version": versions.get(task), "n_shot": shots,
                    "alias": alias, "higher_is_better": higher,
-                   "n_samples": n_samples.get(task), "subset": cfg.get("dataset_name"),
+                   "n_samples": n_samples.get(task), "subset": subset,
                    "hub": hub, "warnings": warnings}
         if task in subtasks or task in groups:
-            details["subtasks"] = list(subtasks.get(task) or [])
-        out.append({"suite_id": task, "suite_version": _version(versions.get(task)),
-                    "dataset_name": (path if not _local_dataset(path) else None) or task,
+            details["subtasks"] = [str(t) for t in _sequence(
+                subtasks.get(task), f"content.group_subtasks.{task}")]
+        out.append({"suite_id": task,
+                    "suite_version": _version(versions.get(task), f"content.versions.{task}"),
+                    "dataset_name": (path if not _local_dataset(path) else None) or task[:200],
                     "config": cfg, "metrics": metrics, "details": details,
                     "origin": origin, "entry": None})
     if not out:
@@ -191,38 +270,29 @@ def parse_lm_eval(doc) -> list[dict]:
     return out
 
 
-def _refuse_aliases(block: str) -> None:
-    # YAML anchors/aliases let a few bytes expand into gigabytes; cards never need them.
-    try:
-        for token in yaml.scan(block):
-            if isinstance(token, (yaml.AliasToken, yaml.AnchorToken)):
-                raise Invalid("YAML anchors and aliases are not accepted", field="content")
-    except yaml.YAMLError as exc:
-        raise Invalid(f"front matter is not valid YAML: {exc}", field="content") from None
-
-
 def front_matter(text: str) -> dict:
-    """The card's metadata, read by huggingface_hub's own parser (as the Hub reads it)."""
-    match = REGEX_YAML_BLOCK.search(text.lstrip("\ufeff"))
+    """The card's metadata, found with huggingface_hub's own pattern (a leading blank line
+    is fine, an indented '---' inside the YAML is not an end) and read by its parser."""
+    text = text.lstrip("\ufeff")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONTENT_BYTES:
+        raise Invalid(f"{size} bytes; at most {MAX_CONTENT_BYTES} per import", field="content",
+                      limit=MAX_CONTENT_BYTES)
+    match = REGEX_YAML_BLOCK.search(text)
     if not match:
         raise Invalid("README has no YAML front matter (a leading '---' block)",
                       field="content")
-    _refuse_aliases(match.group(2))
+    # Aliases, anchors and depth are refused before huggingface_hub's yaml.safe_load runs.
+    meta = load_yaml(match.group(2), field="content", max_bytes=MAX_CONTENT_BYTES) or {}
+    if not isinstance(meta, dict):
+        raise Invalid("front matter must be a YAML mapping", field="content")
     try:
-        card = ModelCard(text.lstrip("\ufeff"), ignore_metadata_errors=True)
+        card = ModelCard(text, ignore_metadata_errors=True)
     except Exception as exc:  # noqa: BLE001 (the Hub's parser raises several kinds; all mean a bad card)
         raise Invalid(f"front matter is not valid card metadata: {exc}",
                       field="content") from None
-    return card.data.to_dict() | ({"model-index": _raw_index(match.group(2))})
-
-
-def _raw_index(block: str):
     # ModelCardData drops a model-index it cannot read; keep it to say what is wrong.
-    try:
-        meta = yaml.safe_load(block)
-    except yaml.YAMLError as exc:
-        raise Invalid(f"front matter is not valid YAML: {exc}", field="content") from None
-    return meta.get("model-index") if isinstance(meta, dict) else None
+    return card.data.to_dict() | {"model-index": meta.get("model-index")}
 
 
 CARD_METADATA = ("license", "language", "library_name", "pipeline_tag", "base_model",
@@ -230,20 +300,22 @@ CARD_METADATA = ("license", "language", "library_name", "pipeline_tag", "base_mo
 
 
 def parse_model_index(content) -> list[dict]:
-    meta = front_matter(content) if isinstance(content, str) else content
+    meta = front_matter(content) if isinstance(content, str) else _bounded_content(content)
     index = meta.get("model-index") if isinstance(meta, dict) else None
     if not isinstance(index, list) or not index:
         raise Invalid("no 'model-index' list in the metadata", field="content.model-index")
     card_meta = {k: meta[k] for k in CARD_METADATA if meta.get(k) is not None}
     out, seen = [], {}
     for i, entry in enumerate(index):
-        blocks = (entry or {}).get("results") if isinstance(entry, dict) else None
-        if not isinstance(blocks, list):
-            raise Invalid("each model-index entry needs a 'results' list",
-                          field=f"content.model-index[{i}].results")
-        for j, block in enumerate(blocks):
-            where = f"content.model-index[{i}].results[{j}]"
-            out.append(_parse_block(entry.get("name"), block, where, card_meta, seen))
+        at = f"content.model-index[{i}]"
+        entry = _mapping(entry, at, required=True)
+        name = _text(entry.get("name"), f"{at}.name", 300)
+        for j, block in enumerate(_sequence(entry.get("results"), f"{at}.results")):
+            where = f"{at}.results[{j}]"
+            out.append(_parse_block(name, _mapping(block, where, required=True), where,
+                                    card_meta, seen))
+            if len(out) > MAX_RESULTS:
+                raise Invalid(f"at most {MAX_RESULTS} results per import", field="content")
     if not out:
         raise Invalid("the model-index lists no numeric results", field="content.model-index")
     return out
@@ -252,17 +324,28 @@ def parse_model_index(content) -> list[dict]:
 def _parse_block(entry: str | None, block, where: str, card_meta: dict, seen: dict) -> dict:
     """One model-index result (a task on a dataset, several metrics), read with
     huggingface_hub's `model_index_to_eval_results` so we accept what the Hub accepts."""
-    if not isinstance(block, dict) or not isinstance(block.get("dataset"), dict) \
-            or not block["dataset"].get("type"):
-        raise Invalid("each result needs dataset.type and dataset.name", field=f"{where}.dataset")
-    metrics_in = block.get("metrics")
-    if not isinstance(metrics_in, list) or not metrics_in or any(
+    dataset = _mapping(block.get("dataset"), f"{where}.dataset")
+    if not (dataset.get("type") or dataset.get("name")):
+        raise Invalid("each result needs dataset.type", field=f"{where}.dataset")
+    _text(dataset.get("type"), f"{where}.dataset.type", 128, required=True)
+    suite_version = _version(_mapping(dataset.get("args"), f"{where}.dataset.args")
+                             .get("suite_version"), f"{where}.dataset.args.suite_version")
+    metrics_in = _sequence(block.get("metrics"), f"{where}.metrics")
+    if not metrics_in or any(
             not isinstance(m, dict) or not m.get("type") or _number(m.get("value")) is None
             for m in metrics_in):
         raise Invalid("each metric needs a type and a finite numeric value",
                       field=f"{where}.metrics")
-    if not isinstance(block.get("task"), dict) or not block["task"].get("type"):
-        raise Invalid("each result needs task.type", field=f"{where}.task")
+    if len(metrics_in) > MAX_METRICS:
+        raise Invalid(f"at most {MAX_METRICS} metrics per result", field=f"{where}.metrics")
+    for k, m in enumerate(metrics_in):
+        _text(m["type"], f"{where}.metrics[{k}].type", 200, required=True)
+        _text(m.get("config"), f"{where}.metrics[{k}].config", 200)
+    _text(dataset.get("name"), f"{where}.dataset.name", 200, required=True)
+    task = _mapping(block.get("task"), f"{where}.task")
+    if not task.get("type"):
+        raise Invalid("each result needs task.type (e.g. text-generation)",
+                      field=f"{where}.task")
     try:
         _, evals = model_index_to_eval_results([{"name": entry or "model", "results": [block]}])
     except (KeyError, ValueError, TypeError) as exc:
@@ -295,7 +378,7 @@ def _parse_block(entry: str | None, block, where: str, card_meta: dict, seen: di
            "dataset": {k: v for k, v in dataset.items() if v is not None},
            "metrics": hub_metrics}
     return {"suite_id": str(first.dataset_type)[:128],
-            "suite_version": _version((first.dataset_args or {}).get("suite_version")),
+            "suite_version": suite_version,
             "dataset_name": str(first.dataset_name)[:200],
             "config": {"task": hub["task"], "dataset": hub["dataset"]},
             "metrics": metrics,
@@ -347,9 +430,6 @@ def import_reported(session: Session, actor: Principal, model_id: int,
     """Store a lab's reported numbers (source="reported"); re-importing updates in place."""
     model = get_model(session, actor, model_id)
     actor.require_member(model.lab_id)
-    size = len(data.content) if isinstance(data.content, str) else len(json.dumps(data.content))
-    if size > MAX_CONTENT:
-        raise TooLarge(f"at most {MAX_CONTENT} characters per import", field="content")
     ckpt = None
     if data.checkpoint_id is not None:
         ckpt = get_checkpoint(session, actor, data.checkpoint_id)

@@ -7,19 +7,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.ids import Id, OptionalId
 from app.urls import HttpURL
 
 
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    checkpoint_id: int
+    checkpoint_id: Id
     suite: str = Field(min_length=1, max_length=64)
 
 
 class RunRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
-    checkpoint_id: int
+    checkpoint_id: Id
     model_id: int
     suite_id: str
     suite_version: int
@@ -71,7 +72,7 @@ class ReportedImport(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: Literal["lm-eval-harness", "model-index"]
     content: dict | str = Field(description="the results JSON object, or README.md text")
-    checkpoint_id: int | None = Field(default=None, description="the checkpoint they describe")
+    checkpoint_id: OptionalId = Field(default=None, description="the checkpoint they describe")
     source_name: str | None = Field(default=None, max_length=200)
     source_url: HttpURL | None = Field(default=None, max_length=500)
 

@@ -98,8 +98,11 @@ def transfer_family(session: Session, anchor: Checkpoint) -> list[Checkpoint]:
 
 
 def required_suites(session: Session, model: AIModel) -> list[str]:
-    """Suites every checkpoint of `model` must have; policies may narrow this later."""
-    return sorted(suites())
+    """Suites every checkpoint of `model` must have: those the policies its plans follow
+    require measured (app/norms); every suite when no policy names one."""
+    from app.norms.service import suites_for_model
+
+    return suites_for_model(session, model.id) or sorted(suites())
 
 
 def visible_runs(principal: Principal):

@@ -21,6 +21,7 @@ from app.db import engine_for, session_scope
 from app.evals import service
 from app.evals.tables import EvalResult, EvalRun
 from app.events.service import record
+from app.norms.service import refresh_due
 from app.settings import Settings
 from app.timeutil import digest, utcnow
 
@@ -317,6 +318,7 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
             with session_scope(engine) as s:
                 service.enqueue_missing(s)
                 fail_abandoned(s)
+                refresh_due(s)  # verdicts a passing date turns (app/norms)
             last_enqueue = now
         with session_scope(engine) as s:
             claimed = claim(s, worker_id, lease_s)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from typing import Annotated, Literal
 
+from annotated_types import Interval
 from litestar import Controller, Request, Response
 from litestar.response import Stream
 
@@ -14,6 +16,7 @@ from app.csvcells import SafeCSV
 from app.db import session_scope
 from app.errors import Invalid, problem
 from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post, with_etag
+from app.ids import Id
 from app.incidents import service
 from app.incidents.schemas import (
     DuplicateRead,
@@ -27,10 +30,14 @@ from app.incidents.schemas import (
     ReportRead,
     SearchHit,
     SearchPage,
+    Severity,
     TransitionIn,
 )
 from app.incidents.search import SearchParams, search_incidents
-from app.markdown import render_markdown
+from app.incidents.tables import INCIDENT_STATUSES
+from app.labs.service import get_lab
+from app.markdown import stored_html
+from app.models.service import find_model
 from app.settings import get_settings
 from app.urls import check_http_url
 
@@ -39,15 +46,23 @@ from app.urls import check_http_url
 ANON_PER_HOUR = 5
 MAX_BODY = 256 * 1024
 
+# Filters are typed so an unknown value is a 422 naming the parameter on every list.
+Status = Literal[INCIDENT_STATUSES] | None
+Year = Annotated[int | None, Interval(ge=1, le=9999)]
+Limit = Annotated[int, Interval(ge=1, le=100)]
 
-def _anonymous_wait(request: Request) -> float:
+
+def client_address(request: Request) -> str:
+    """The client as seen through trusted proxies only (app.ratelimit.client_address)."""
+    return ratelimit.client_address(request.client.host if request.client else None,
+                                    request.headers.get("x-forwarded-for"),
+                                    get_settings().trusted_networks)
+
+
+def anonymous_wait(request: Request) -> float:
     """Seconds until this client may submit again (0: now). Counted in the database, so
-    every server process shares the limit; keyed by the client address as seen through
-    trusted proxies only (app.ratelimit.client_address)."""
-    address = ratelimit.client_address(request.client.host if request.client else None,
-                                       request.headers.get("x-forwarded-for"),
-                                       get_settings().trusted_networks)
-    return ratelimit.take(f"incident-submit:{address}", ANON_PER_HOUR, 3600)
+    every server process (the API and the web form alike) shares the limit."""
+    return ratelimit.take(f"incident-submit:{client_address(request)}", ANON_PER_HOUR, 3600)
 
 
 def _read(session, principal, incident) -> Response:
@@ -68,12 +83,12 @@ class IncidentController(Controller):
     path = "/api/v1/incidents"
     tags = ["incidents"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
-    @post("/", opt=PUBLIC, request_max_body_size=MAX_BODY)
+    @post("/", opt={**PUBLIC, "problems": (429,)}, request_max_body_size=MAX_BODY)
     def submit_incident(self, data: IncidentCreate, request: Request,
                         principal: Principal) -> Response:
         """Signed in or anonymous; lands in the moderation queue as `submitted`."""
         if principal.is_anonymous:
-            wait = _anonymous_wait(request)
+            wait = anonymous_wait(request)
             if wait:
                 body = problem(429, "Too many requests",
                                f"at most {ANON_PER_HOUR} anonymous submissions per hour; "
@@ -87,10 +102,10 @@ class IncidentController(Controller):
     @get("/", opt=PUBLIC)
     def list_incidents(self, principal: Principal, lab: str | None = None,
                        model: str | None = None, harm_type: str | None = None,
-                       severity: str | None = None, status: str | None = None,
-                       year: int | None = None, occurred_from: date | None = None,
+                       severity: Severity | None = None, status: Status = None,
+                       year: Year = None, occurred_from: date | None = None,
                        occurred_to: date | None = None, cursor: str | None = None,
-                       limit: int = 20) -> SearchPage:
+                       limit: Limit = 20) -> SearchPage:
         """Newest first; the same filters and facets as search, without a query."""
         return _search(principal, SearchParams(
             lab=lab, model=model, harm_type=harm_type, severity=severity, status=status,
@@ -100,35 +115,35 @@ class IncidentController(Controller):
     @get("/search", opt=PUBLIC)
     def search_incidents(self, principal: Principal, q: str | None = None,
                          lab: str | None = None, model: str | None = None,
-                         harm_type: str | None = None, severity: str | None = None,
-                         status: str | None = None, year: int | None = None,
+                         harm_type: str | None = None, severity: Severity | None = None,
+                         status: Status = None, year: Year = None,
                          occurred_from: date | None = None, occurred_to: date | None = None,
-                         sort: str = "relevance", cursor: str | None = None,
-                         limit: int = 20, facets: bool = True) -> SearchPage:
+                         sort: Literal["relevance", "date"] = "relevance",
+                         cursor: str | None = None, limit: Limit = 20,
+                         facets: bool = True) -> SearchPage:
         """Full text over titles, summaries and report texts: words, "phrases", OR, NOT."""
         return _search(principal, SearchParams(
             q=q, lab=lab, model=model, harm_type=harm_type, severity=severity, status=status,
             year=year, occurred_from=occurred_from, occurred_to=occurred_to, sort=sort,
             cursor=cursor, limit=limit, facets=facets))
 
-    @get("/export", opt=PUBLIC)
-    def export_incidents(self, principal: Principal, format: str = "json") -> Stream:
+    @get("/export", opt={**PUBLIC, "media_types": ("application/json", "text/csv")})
+    def export_incidents(self, principal: Principal,
+                         format: Literal["json", "csv"] = "json") -> Stream:
         """Everything the caller may see, streamed in id order."""
-        if format not in ("json", "csv"):
-            raise Invalid("format is json or csv", field="format")
         body = _export_json(principal) if format == "json" else _export_csv(principal)
-        media = "application/json" if format == "json" else "text/csv; charset=utf-8"
+        media = "application/json" if format == "json" else "text/csv"
         return Stream(body, media_type=media, headers={
             "Content-Disposition": f'attachment; filename="incidents.{format}"'})
 
     @get("/{incident_id:int}", opt=PUBLIC)
-    def get_incident(self, incident_id: int, principal: Principal) -> Response:
+    def get_incident(self, incident_id: Id, principal: Principal) -> Response:
         with session_scope(write=False) as session:
             return _read(session, principal, service.get_incident(session, principal,
                                                                   incident_id))
 
     @patch("/{incident_id:int}")
-    def revise_incident(self, incident_id: int, data: IncidentUpdate, request: Request,
+    def revise_incident(self, incident_id: Id, data: IncidentUpdate, request: Request,
                         principal: Principal) -> Response[IncidentRead]:
         data.version = expected_version(request, data.version)
         with session_scope() as session:
@@ -136,7 +151,7 @@ class IncidentController(Controller):
             return with_etag(service.read_incident(session, principal, incident))
 
     @post("/{incident_id:int}/transitions", status_code=200)
-    def transition_incident(self, incident_id: int, data: TransitionIn, request: Request,
+    def transition_incident(self, incident_id: Id, data: TransitionIn, request: Request,
                             principal: Principal) -> Response:
         with session_scope() as session:
             incident = service.transition_incident(
@@ -145,7 +160,7 @@ class IncidentController(Controller):
             return _read(session, principal, incident)
 
     @post("/{incident_id:int}/embargo", status_code=200)
-    def set_embargo(self, incident_id: int, data: EmbargoIn, request: Request,
+    def set_embargo(self, incident_id: Id, data: EmbargoIn, request: Request,
                     principal: Principal) -> Response[IncidentRead]:
         with session_scope() as session:
             incident = service.set_embargo(session, principal, incident_id,
@@ -154,25 +169,25 @@ class IncidentController(Controller):
             return with_etag(service.read_incident(session, principal, incident))
 
     @get("/{incident_id:int}/reports", opt=PUBLIC)
-    def list_reports(self, incident_id: int, principal: Principal) -> list[ReportRead]:
+    def list_reports(self, incident_id: Id, principal: Principal) -> list[ReportRead]:
         with session_scope(write=False) as session:
             return [_report(r) for r in service.list_reports(session, principal, incident_id)]
 
     @post("/{incident_id:int}/reports", request_max_body_size=MAX_BODY)
-    def add_report(self, incident_id: int, data: ReportCreate,
+    def add_report(self, incident_id: Id, data: ReportCreate,
                    principal: Principal) -> ReportRead:
         with session_scope() as session:
             return _report(service.add_report(session, principal, incident_id, data))
 
     @post("/{incident_id:int}/links", status_code=200)
-    def link_report(self, incident_id: int, data: LinkIn,
+    def link_report(self, incident_id: Id, data: LinkIn,
                     principal: Principal) -> Response[IncidentRead]:
         with session_scope() as session:
             incident = service.link_report(session, principal, incident_id, data.report_id)
             return with_etag(service.read_incident(session, principal, incident))
 
     @delete("/{incident_id:int}/links/{report_id:int}")
-    def unlink_report(self, incident_id: int, report_id: int,
+    def unlink_report(self, incident_id: Id, report_id: Id,
                       principal: Principal) -> Response[IncidentRead]:
         with session_scope() as session:
             incident = service.link_report(session, principal, incident_id, report_id,
@@ -182,7 +197,7 @@ class IncidentController(Controller):
 
 def _report(report) -> ReportRead:
     read = ReportRead.model_validate(report)
-    read.text_html = render_markdown(report.text)
+    read.text_html = stored_html(report, "text")
     # Rows stored before URLs were checked on input must not become links either.
     if read.url is not None:
         try:
@@ -193,7 +208,15 @@ def _report(report) -> ReportRead:
 
 
 def _search(principal: Principal, params: SearchParams) -> SearchPage:
+    if params.harm_type is not None and params.harm_type not in service.taxonomy()[1]:
+        raise Invalid(f"{params.harm_type!r} is not a harm type of the taxonomy",
+                      field="harm_type")
     with session_scope(write=False) as session:
+        # Unknown (or hidden) lab and model filters are a 422 like on every other list.
+        if params.lab:
+            get_lab(session, params.lab)
+        if params.model:
+            find_model(session, principal, params.model)
         result = search_incidents(session, principal, params)
     return SearchPage(
         items=[SearchHit(incident=h.incident, score=h.score, snippet=h.snippet)

@@ -9,6 +9,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.urls import HttpURL
 
+from app.ids import Id, OptionalId
+
 Severity = Literal["low", "medium", "high", "critical"]
 # Size limits: a public form must not become a file store (413 for the whole body).
 MAX_TEXT = 20_000
@@ -43,8 +45,8 @@ class IncidentCreate(BaseModel):
     severity: Severity
     labs: list[str] = Field(default_factory=list, max_length=20, description="lab slugs")
     models: list[str] = Field(default_factory=list, max_length=20, description="LAB/MODEL")
-    stage_ids: list[int] = Field(default_factory=list, max_length=50)
-    checkpoint_ids: list[int] = Field(default_factory=list, max_length=50)
+    stage_ids: list[Id] = Field(default_factory=list, max_length=50)
+    checkpoint_ids: list[Id] = Field(default_factory=list, max_length=50)
     reporter_contact: str | None = Field(default=None, max_length=200,
                                          description="how to reach an anonymous reporter")
     reports: list[ReportCreate] = Field(default_factory=list, max_length=10)
@@ -52,7 +54,7 @@ class IncidentCreate(BaseModel):
 
 class IncidentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int | None = None
+    version: OptionalId = None
     title: Text | None = Field(default=None, min_length=1, max_length=200)
     summary: Text | None = Field(default=None, max_length=MAX_TEXT)
     occurred: date | None = None
@@ -60,27 +62,27 @@ class IncidentUpdate(BaseModel):
     severity: Severity | None = None
     labs: list[str] | None = Field(default=None, max_length=20)
     models: list[str] | None = Field(default=None, max_length=20)
-    stage_ids: list[int] | None = Field(default=None, max_length=50)
-    checkpoint_ids: list[int] | None = Field(default=None, max_length=50)
+    stage_ids: list[Id] | None = Field(default=None, max_length=50)
+    checkpoint_ids: list[Id] | None = Field(default=None, max_length=50)
 
 
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: Literal["triaged", "confirmed", "resolved", "rejected", "duplicate"]
-    version: int | None = None
+    version: OptionalId = None
     reason: str | None = Field(default=None, max_length=2000)
-    duplicate_of: int | None = Field(default=None, description="target when to=duplicate")
+    duplicate_of: OptionalId = Field(default=None, description="target when to=duplicate")
 
 
 class EmbargoIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     embargo_until: AwareDatetime | None
-    version: int | None = None
+    version: OptionalId = None
 
 
 class LinkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    report_id: int
+    report_id: Id
 
 
 class ReportRead(BaseModel):

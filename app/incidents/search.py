@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from sqlmodel import Session
 
 from app.auth.principal import Principal
 from app.errors import BadQuery, Invalid
+from app.ids import MAX_ID
 from app.incidents.service import build_reads, read_incidents, visible_incidents
 from app.incidents.tables import (
     Incident,
@@ -228,10 +230,20 @@ def _decode(cursor: str, sort: str) -> list:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
-        if payload[0] != sort or len(payload) != 3:
+        if not isinstance(payload, list) or len(payload) != 3 or payload[0] != sort:
             raise ValueError
+        # A forged cursor must not reach SQL: a key of the wrong type, an infinite score or
+        # an id beyond 64 bits would be a 500 there, not "not a cursor of ours".
+        _, key, last = payload
+        if type(last) is not int or not 0 < last <= MAX_ID:
+            raise ValueError
+        if sort == "relevance":
+            if type(key) not in (int, float) or not math.isfinite(key):
+                raise ValueError
+        else:
+            date.fromisoformat(key)
         return payload
-    except (ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError):
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError, RecursionError):
         raise Invalid("cursor is not one this search issued (same sort, same query)",
                       field="cursor") from None
 

@@ -25,7 +25,7 @@ from app.incidents.tables import (
     IncidentReportLink,
 )
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
 from app.timeutil import utcnow
@@ -194,10 +194,34 @@ def _new_report(session: Session, actor: Principal, data: ReportCreate,
     return report
 
 
+def check_references(session: Session, actor: Principal, stage_ids: list[int] | None,
+                     checkpoint_ids: list[int] | None) -> None:
+    """Stage and checkpoint ids must name ones the caller can see: a missing one and a
+    hidden one answer the same 422, so the check reveals nothing."""
+    from app.checkpoints.service import checkpoint_visibility
+    from app.checkpoints.tables import Checkpoint
+    from app.plans.service import visible_plans
+    from app.plans.tables import ReleasePlan, Stage
+
+    for field, ids, query in (
+            ("stage_ids", stage_ids, lambda ids: select(Stage.id).join(
+                ReleasePlan, ReleasePlan.id == Stage.plan_id)
+                .where(Stage.id.in_(ids), visible_plans(actor))),
+            ("checkpoint_ids", checkpoint_ids, lambda ids: select(Checkpoint.id)
+                .where(Checkpoint.id.in_(ids), checkpoint_visibility(actor)))):
+        if not ids:
+            continue
+        found = set(session.exec(query(sorted(set(ids)))))
+        for i, value in enumerate(ids):
+            if value not in found:
+                raise Invalid(f"no {field[:-4]} {value}", field=f"{field}[{i}]")
+
+
 def submit_incident(session: Session, actor: Principal, data: IncidentCreate) -> Incident:
     """Anyone may submit; it waits in the moderation queue as `submitted`."""
     version, _ = taxonomy()
     harm_types = check_harm_types(data.harm_types)
+    check_references(session, actor, data.stage_ids, data.checkpoint_ids)
     lab_ids, model_ids = _resolve_labs(session, actor, data.labs, data.models)
     incident = Incident(title=data.title, summary=data.summary, occurred=data.occurred,
                         year=data.occurred.year, harm_types=harm_types,
@@ -227,6 +251,7 @@ def update_incident(session: Session, actor: Principal, incident_id: int,
     if incident.status == "duplicate":
         raise InvalidTransition("a duplicate cannot be edited; edit its target",
                                 field="status")
+    check_references(session, actor, data.stage_ids, data.checkpoint_ids)
     claim_version(session, incident, data.version)
     for key in ("title", "summary", "occurred", "severity", "stage_ids", "checkpoint_ids"):
         value = getattr(data, key)
@@ -421,7 +446,7 @@ def build_reads(principal: Principal, incidents, labs: dict[int, list[str]],
         sees_reporter = principal.is_coordinator or (
             principal.user_id is not None and principal.user_id == i.reporter_id)
         out.append(IncidentRead(
-            id=i.id, title=i.title, summary=i.summary, summary_html=render_markdown(i.summary) if html else None,
+            id=i.id, title=i.title, summary=i.summary, summary_html=stored_html(i, "summary") if html else None,
             occurred=i.occurred, harm_types=i.harm_types, taxonomy_version=i.taxonomy_version,
             severity=i.severity, labs=labs[i.id], models=models[i.id], stage_ids=i.stage_ids,
             checkpoint_ids=i.checkpoint_ids, status=i.status, duplicate_of=i.duplicate_of,

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from app.sqltypes import BIGINT
+from app.markdown import RenderedMarkdown
 from app.timeutil import utcnow
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -16,8 +17,9 @@ INCIDENT_STATUSES = ("submitted", "triaged", "confirmed", "resolved", "rejected"
 PUBLIC_STATUSES = ("confirmed", "resolved")
 
 
-class Incident(SQLModel, table=True):
+class Incident(RenderedMarkdown, table=True):
     """One harm event. Its text is indexed for search with its linked reports' text."""
+    __markdown__ = ("summary",)
     __table_args__ = (Index("ix_incident_status_embargo", "status", "embargo_until"),)
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     title: str = Field(max_length=200)
@@ -43,7 +45,8 @@ class Incident(SQLModel, table=True):
     search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
-class IncidentReport(SQLModel, table=True):
+class IncidentReport(RenderedMarkdown, table=True):
+    __markdown__ = ("text",)
     """A source, account or piece of evidence; may support several incidents."""
     __tablename__ = "incident_report"
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)

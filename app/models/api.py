@@ -7,6 +7,7 @@ from litestar import Controller, Request
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.http import PUBLIC, expected_version, get, patch, post
+from app.ids import Id
 from app.models import service
 from app.models.schemas import ModelCreate, ModelRead, ModelUpdate
 from app.pagination import Page, PageRequest
@@ -30,12 +31,12 @@ class ModelController(Controller):
             return service.read_model(session, service.create_model(session, principal, data))
 
     @get("/{model_id:int}", opt=PUBLIC)
-    def get_model(self, model_id: int, principal: Principal) -> ModelRead:
+    def get_model(self, model_id: Id, principal: Principal) -> ModelRead:
         with session_scope(write=False) as session:
             return service.read_model(session, service.get_model(session, principal, model_id))
 
     @patch("/{model_id:int}")
-    def update_model(self, model_id: int, data: ModelUpdate, request: Request,
+    def update_model(self, model_id: Id, data: ModelUpdate, request: Request,
                      principal: Principal) -> ModelRead:
         with session_scope() as session:
             model = service.update_model(session, principal, model_id,

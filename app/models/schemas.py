@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.ids import MAX_ID, OptionalId
 from app.models.hub_ids import HUB_LICENCES, LIBRARY, PIPELINE_TAGS, REPO_ID
-from app.sqltypes import MAX_ID
 
 
 class CardFields(BaseModel):
@@ -81,7 +81,7 @@ class ModelCreate(CardInput):
 class ModelUpdate(BaseModel):
     """Only the fields sent change; `version` must match the stored one."""
     model_config = ConfigDict(extra="forbid")
-    version: int | None = None
+    version: OptionalId = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     public: bool | None = None
     card: dict | None = None

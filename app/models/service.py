@@ -8,9 +8,10 @@ from sqlmodel import Session, select
 from app.auth.principal import Principal
 from app.errors import Conflict, NotFound
 from app.events.service import record
+from app.ids import MAX_ID
 from app.labs.service import check_slug, get_lab
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.schemas import CardFields, CardInput, ModelCreate, ModelRead
 from app.models.tables import CARD_SECTIONS, AIModel
 from app.pagination import PageRequest, paginate
@@ -59,7 +60,9 @@ def get_model(session: Session, principal: Principal, model_id: int) -> AIModel:
 
 def find_model(session: Session, principal: Principal, ref: str) -> AIModel:
     """Resolve "lab/slug" (or a numeric id) to a model the principal can see."""
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():  # not "²": str.isdigit takes it, int() does not
+        if int(ref) > MAX_ID:
+            raise NotFound(f"no model {ref}", field="model")
         return get_model(session, principal, int(ref))
     lab_slug, _, slug = ref.partition("/")
     query = (select(AIModel).join(Lab, Lab.id == AIModel.lab_id)
@@ -102,5 +105,5 @@ def read_model(session: Session, model: AIModel) -> ModelRead:
     lab = session.get(Lab, model.lab_id)
     data = model.model_dump()
     data["lab"] = lab.slug
-    data["card_html"] = {key: render_markdown(getattr(model, key)) for key in CARD_SECTIONS}
+    data["card_html"] = {key: stored_html(model, key) for key in CARD_SECTIONS}
     return ModelRead.model_validate(data)

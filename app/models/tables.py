@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, Column, Text
-from sqlmodel import Field, SQLModel, UniqueConstraint
+from sqlmodel import Field, UniqueConstraint
 
 from app.sqltypes import BIGINT
+from app.markdown import RenderedMarkdown
 from app.timeutil import utcnow
 
 # The sections of "Model Cards for Model Reporting" (Mitchell et al.), as Markdown.
@@ -22,8 +23,9 @@ def _md() -> Column:
     return Column(Text, nullable=False, default="")
 
 
-class AIModel(SQLModel, table=True):
+class AIModel(RenderedMarkdown, table=True):
     __tablename__ = "ai_model"
+    __markdown__ = CARD_SECTIONS
     __table_args__ = (UniqueConstraint("lab_id", "slug"),)
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     lab_id: int = Field(foreign_key="lab.id", index=True, sa_type=BIGINT)

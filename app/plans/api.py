@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import anyio
 import litestar
 from litestar import Controller, Request, Response
@@ -9,6 +11,8 @@ from litestar import Controller, Request, Response
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.http import PUBLIC, expected_version, get, patch, post, with_etag
+from app.ids import Id
+from app.labs.service import get_lab
 from app.pagination import Page, PageRequest
 from app.plans import service
 from app.plans.cache import Entry, plan_cache
@@ -20,6 +24,7 @@ from app.plans.schemas import (
     RevisionSummary,
     TransitionIn,
 )
+from app.plans.tables import PLAN_STATUSES
 
 
 def _render(plan_id: int, principal: Principal) -> Entry:
@@ -40,8 +45,11 @@ class PlanController(Controller):
 
     @get("/", opt=PUBLIC)
     def list_plans(self, principal: Principal, page: PageRequest, model: str | None = None,
-                   status: str | None = None, lab: str | None = None) -> Page[PlanRead]:
+                   status: Literal[PLAN_STATUSES] | None = None,
+                   lab: str | None = None) -> Page[PlanRead]:
         with session_scope(write=False) as session:
+            if lab:  # an unknown lab is a 422 naming `lab`, as on every list
+                get_lab(session, lab)
             rows, cursor = service.list_plans(session, principal, page, model=model,
                                               status=status, lab=lab)
             return Page(items=[service.read_plan(session, p) for p in rows],
@@ -56,7 +64,7 @@ class PlanController(Controller):
     # The hot read path: async, served from the plan cache without a thread hop when
     # the database has not changed and the caller may see the plan.
     @litestar.get("/{plan_id:int}", opt=PUBLIC)
-    async def get_plan(self, plan_id: int, principal: Principal) -> Response[PlanRead]:
+    async def get_plan(self, plan_id: Id, principal: Principal) -> Response[PlanRead]:
         entry = plan_cache().get(plan_id)
         if entry is None or not (entry.public or principal.sees_lab(entry.lab_id)):
             entry = await anyio.to_thread.run_sync(_render, plan_id, principal)
@@ -64,7 +72,7 @@ class PlanController(Controller):
                         headers={"ETag": f'"{entry.version}"'})
 
     @patch("/{plan_id:int}")
-    def revise_plan(self, plan_id: int, data: PlanUpdate, request: Request,
+    def revise_plan(self, plan_id: Id, data: PlanUpdate, request: Request,
                     principal: Principal) -> Response[PlanRead]:
         data.version = expected_version(request, data.version)
         with session_scope() as session:
@@ -72,7 +80,7 @@ class PlanController(Controller):
             return with_etag(service.read_plan(session, plan))
 
     @post("/{plan_id:int}/transitions", status_code=200)
-    def transition_plan(self, plan_id: int, data: TransitionIn, request: Request,
+    def transition_plan(self, plan_id: Id, data: TransitionIn, request: Request,
                         principal: Principal) -> Response[PlanRead]:
         with session_scope() as session:
             plan = service.transition_plan(session, principal, plan_id, data.to,
@@ -81,7 +89,7 @@ class PlanController(Controller):
             return with_etag(service.read_plan(session, plan))
 
     @post("/{plan_id:int}/stages/{position:int}/transitions", status_code=200)
-    def transition_stage(self, plan_id: int, position: int, data: TransitionIn,
+    def transition_stage(self, plan_id: Id, position: Id, data: TransitionIn,
                          request: Request, principal: Principal) -> Response[PlanRead]:
         with session_scope() as session:
             plan = service.transition_stage(session, principal, plan_id, position, data.to,
@@ -90,19 +98,19 @@ class PlanController(Controller):
             return with_etag(service.read_plan(session, plan))
 
     @get("/{plan_id:int}/revisions", opt=PUBLIC)
-    def list_revisions(self, plan_id: int, principal: Principal) -> list[RevisionSummary]:
+    def list_revisions(self, plan_id: Id, principal: Principal) -> list[RevisionSummary]:
         with session_scope(write=False) as session:
             return [RevisionSummary.model_validate(r)
                     for r in service.list_revisions(session, principal, plan_id)]
 
     @get("/{plan_id:int}/revisions/{number:int}", opt=PUBLIC)
-    def get_revision(self, plan_id: int, number: int, principal: Principal) -> RevisionRead:
+    def get_revision(self, plan_id: Id, number: Id, principal: Principal) -> RevisionRead:
         with session_scope(write=False) as session:
             return RevisionRead.model_validate(
                 service.get_revision(session, principal, plan_id, number))
 
     @get("/{plan_id:int}/diff", opt=PUBLIC)
-    def diff_revisions(self, plan_id: int, principal: Principal, a: int, b: int) -> dict:
+    def diff_revisions(self, plan_id: Id, principal: Principal, a: Id, b: Id) -> dict:
         """Differences from revision `a` to revision `b`."""
         with session_scope(write=False) as session:
             changes = service.diff_revisions(session, principal, plan_id, a, b)

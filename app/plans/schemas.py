@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.sqltypes import MAX_ID
+from app.ids import MAX_ID, OptionalId
+from app.plans.tables import PLAN_STATUSES, STAGE_STATUSES
 
 AccessLevel = Literal["internal", "partners", "researchers", "api", "public_weights"]
+PolicyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 Artifact = Literal["weights", "code", "paper", "model_card", "detector", "output_samples",
                    "dataset"]
 
@@ -32,22 +34,26 @@ class PlanCreate(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     summary: str = Field(default="", max_length=100_000)
     stages: list[StageIn] = Field(min_length=1, max_length=50)
+    policies: list[PolicyId] = Field(default_factory=list, max_length=20,
+                                     description="ids of the policies (policies/<id>) it follows")
     file: bool = Field(default=False, description="file the plan at once instead of a draft")
 
 
 class PlanUpdate(BaseModel):
     """Replaces what is sent; stages, if sent, replace the not-yet-released ones by position."""
     model_config = ConfigDict(extra="forbid")
-    version: int | None = None
+    version: OptionalId = None
     title: str | None = Field(default=None, min_length=1, max_length=200)
     summary: str | None = Field(default=None, max_length=100_000)
     stages: list[StageIn] | None = Field(default=None, min_length=1, max_length=50)
+    policies: list[PolicyId] | None = Field(default=None, max_length=20)
 
 
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(min_length=1, max_length=20)
-    version: int | None = None
+    to: Literal[PLAN_STATUSES + STAGE_STATUSES] = Field(
+        description="a plan status on a plan, a stage status on a stage")
+    version: OptionalId = None
     actual_date: date | None = None
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -79,6 +85,7 @@ class PlanRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     filed_at: datetime | None
+    policies: list[str] = []
     stages: list[StageRead]
 
 

@@ -9,9 +9,10 @@ from app.auth.principal import ANONYMOUS, Principal
 from app.errors import Invalid, InvalidTransition, NotFound
 from app.events.service import record
 from app.labs.tables import Lab
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
+from app.norms.gate import gate_release, known_policy_ids
 from app.pagination import PageRequest, paginate
 from app.plans import cache
 from app.plans.schemas import PlanCreate, PlanRead, PlanUpdate, StageIn, StageRead
@@ -50,7 +51,7 @@ def plan_content(session: Session, plan: ReleasePlan) -> dict:
     lab = session.get(Lab, plan.lab_id)
     return {
         "model": f"{lab.slug}/{model.slug}", "title": plan.title, "summary": plan.summary,
-        "status": plan.status,
+        "status": plan.status, "policies": list(plan.policies or []),
         "stages": [StageRead.model_validate(s).model_dump(mode="json")
                    for s in _stages(session, plan.id)],
     }
@@ -59,7 +60,7 @@ def plan_content(session: Session, plan: ReleasePlan) -> dict:
 def read_plan(session: Session, plan: ReleasePlan) -> PlanRead:
     content = plan_content(session, plan)
     return PlanRead(id=plan.id, lab=content["model"].split("/")[0],
-                    summary_html=render_markdown(plan.summary), version=plan.version,
+                    summary_html=stored_html(plan, "summary"), version=plan.version,
                     created_at=plan.created_at, updated_at=plan.updated_at,
                     filed_at=plan.filed_at, **content)
 
@@ -83,7 +84,8 @@ def file_plan(session: Session, actor: Principal, data: PlanCreate) -> ReleasePl
     model = find_model(session, actor, data.model)
     actor.require_member(model.lab_id)
     plan = ReleasePlan(model_id=model.id, lab_id=model.lab_id, title=data.title,
-                       summary=data.summary, created_by=actor.user_id)
+                       summary=data.summary, created_by=actor.user_id,
+                       policies=known_policy_ids(data.policies))
     if data.file:
         plan.status, plan.filed_at = "filed", utcnow()
     session.add(plan)
@@ -139,6 +141,9 @@ def revise_plan(session: Session, actor: Principal, plan_id: int,
         if value is not None and value != getattr(plan, key):
             setattr(plan, key, value)
             changed.append(key)
+    if data.policies is not None and data.policies != plan.policies:
+        plan.policies = known_policy_ids(data.policies)
+        changed.append("policies")
     if data.stages is not None:
         _replace_stages(session, plan, data.stages)
         changed.append("stages")
@@ -196,10 +201,15 @@ def transition_stage(session: Session, actor: Principal, plan_id: int, position:
                                              Stage.position == position)).first()
     if stage is None:
         raise NotFound(f"plan {plan_id} has no stage {position}", field="position")
+    if to not in STAGE_MOVES:  # not a stage status at all: bad input before any state check
+        check_move(STAGE_MOVES, "stage", stage.status, to)
     if plan.status not in ("filed", "active"):
         raise InvalidTransition(f"stages move only in a filed or active plan; this one is "
                                 f"{plan.status}", field="status", allowed=[])
     check_move(STAGE_MOVES, "stage", stage.status, to)
+    if to == "released":
+        # The policy gate: deny rules that do not hold stop the release (409, nothing changed).
+        gate_release(session, plan, stage, actual_date or utcnow().date())
     plan = _writable(session, actor, plan_id, version)
     stage.status = to
     if to == "released":

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from app.sqltypes import BIGINT
+from app.markdown import RenderedMarkdown
 from app.timeutil import utcnow
 
 PLAN_STATUSES = ("draft", "filed", "active", "completed", "withdrawn")
@@ -16,8 +17,9 @@ ACCESS_LEVELS = ("internal", "partners", "researchers", "api", "public_weights")
 ARTIFACTS = ("weights", "code", "paper", "model_card", "detector", "output_samples", "dataset")
 
 
-class ReleasePlan(SQLModel, table=True):
+class ReleasePlan(RenderedMarkdown, table=True):
     __tablename__ = "release_plan"
+    __markdown__ = ("summary",)
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     model_id: int = Field(foreign_key="ai_model.id", index=True, sa_type=BIGINT)
     # Copied from the model so the tenancy filter needs no join.
@@ -30,6 +32,8 @@ class ReleasePlan(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     filed_at: datetime | None = None
+    # Policy ids (policies/<id>) the plan declares it follows; see app/norms.
+    policies: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class Stage(SQLModel, table=True):

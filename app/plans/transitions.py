@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import InvalidTransition
+from app.errors import Invalid, InvalidTransition
 
 PLAN_MOVES = {
     "draft": ("filed", "withdrawn"),
@@ -25,8 +25,9 @@ STAGE_DONE = ("released", "cancelled")
 
 def check_move(moves: dict[str, tuple[str, ...]], what: str, current: str, to: str) -> None:
     if to not in moves:
-        raise InvalidTransition(f"{to!r} is not a {what} status; use one of "
-                                f"{', '.join(moves)}", field="to", allowed=list(moves[current]))
+        # Not a state at all is bad input (422); a real state not reachable now is 409.
+        raise Invalid(f"{to!r} is not a {what} status; use one of {', '.join(moves)}",
+                      field="to", allowed=list(moves[current]))
     if to not in moves[current]:
         allowed = moves[current]
         hint = f"allowed: {', '.join(allowed)}" if allowed else "it is final"

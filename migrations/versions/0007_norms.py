@@ -1,4 +1,4 @@
-"""Policies: exemptions and compliance verdicts.
+"""Policies: plans declare policies; exemptions and compliance verdicts.
 
 Revision ID: 0007_norms
 Revises: 0006_rendered_markdown
@@ -16,8 +16,57 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('release_plan', schema=None) as batch_op:
+        # Existing plans follow no policy until revised.
+        batch_op.add_column(sa.Column('policies', sa.JSON(), nullable=False,
+                                      server_default=sa.text("'[]'")))
+
+    op.create_table('policy_exemption',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('plan_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('policy_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('expires_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('granted_by_id', sa.Integer(), nullable=True),
+    sa.Column('granted_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('granted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('revoked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['granted_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['plan_id'], ['release_plan.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('policy_exemption', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_policy_exemption_expires_at'), ['expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_policy_exemption_plan_id'), ['plan_id'], unique=False)
+
+    op.create_table('compliance_verdict',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('plan_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('policy_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('verdict', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('due', sa.Date(), nullable=True),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['plan_id'], ['release_plan.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('plan_id', 'position', 'policy_id', 'rule_id')
+    )
+    with op.batch_alter_table('compliance_verdict', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compliance_verdict_due'), ['due'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compliance_verdict_plan_id'), ['plan_id'], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('compliance_verdict', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compliance_verdict_plan_id'))
+        batch_op.drop_index(batch_op.f('ix_compliance_verdict_due'))
+    op.drop_table('compliance_verdict')
+    with op.batch_alter_table('policy_exemption', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_policy_exemption_plan_id'))
+        batch_op.drop_index(batch_op.f('ix_policy_exemption_expires_at'))
+    op.drop_table('policy_exemption')
+    with op.batch_alter_table('release_plan', schema=None) as batch_op:
+        batch_op.drop_column('policies')

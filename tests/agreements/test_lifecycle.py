@@ -229,9 +229,9 @@ def test_list_filters_and_cursor(client, people):
     assert len(ok(client.get(API + "/?lab=lab-d", headers=h))["items"]) == 3
     assert ok(client.get(API + "/?lab=lab-b", headers=h))["items"] == []
     r = client.get(API + "/?status=bogus", headers=h)
-    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "status"
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "status"
     r = client.get(API + "/?kind=bogus", headers=h)
-    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "kind"
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "kind"
 
 
 def test_concurrent_last_signatures_activate_once(client, people):

@@ -164,9 +164,9 @@ def test_cursor_pagination_walks_everything_once(client, corpus, sort):
 
 @pytest.mark.parametrize("q", ['"unclosed phrase', "OR", "phishing OR", "NOT", "-voice",
                                "phishing NOT", "*)(:^", "a OR -b", "x " * 20])
-def test_bad_queries_answer_400(client, world, q):
+def test_bad_queries_answer_422(client, world, q):
     r = client.get(f"{URL}/search", params={"q": q})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "q"
 
 

@@ -1,0 +1,1 @@
+"""Publication-norm policies: loader, check registry, engine, compliance and stage gates."""

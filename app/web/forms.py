@@ -1,0 +1,266 @@
+"""Lab forms: file and revise a release plan, move a plan or a stage. The same plan
+services as the API; a refusal re-renders the form with its reasons and what was typed."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import urlencode
+
+import anyio
+import litestar
+import pydantic
+from litestar import Request, Response
+from litestar.response import Redirect, Template
+from sqlmodel import select
+
+from app.auth.principal import Principal
+from app.db import session_scope
+from app.errors import DomainError, Forbidden, Invalid
+from app.http import get
+from app.labs.tables import Lab
+from app.models.tables import AIModel
+from app.pagination import PageRequest
+from app.plans import service
+from app.plans.schemas import PlanCreate, PlanUpdate
+from app.plans.tables import ACCESS_LEVELS, ARTIFACTS
+from app.plans.transitions import PLAN_MOVES, STAGE_DONE, STAGE_MOVES
+from app.web.console import problem_of
+from app.web.pages import page
+
+STAGE_FIELDS = ("name", "parameter_count", "checkpoint_ref", "planned_date", "access_level",
+                "rationale", "risk_assessment")
+BLANK_ROWS = 2  # room for new stages without scripts; submit again for more
+MAX_ROWS = 50
+
+
+def _require_lab_user(principal: Principal) -> None:
+    if not (principal.roles or principal.is_coordinator):
+        raise Forbidden("lab forms are for members of a lab")
+
+
+def _blank_row() -> dict:
+    return {**{k: "" for k in STAGE_FIELDS}, "access_level": "internal", "artifacts": [],
+            "status": None}
+
+
+def _rows_from_form(form) -> list[dict]:
+    raw = str(form.get("rows", ""))
+    count = min(int(raw), MAX_ROWS) if raw.isdigit() else 0
+    rows = []
+    for i in range(count):
+        row = {k: str(form.get(f"stage-{i}-{k}", "")) for k in STAGE_FIELDS}
+        row["artifacts"] = [str(a) for a in form.getall(f"stage-{i}-artifacts", [])]
+        row["status"] = str(form.get(f"stage-{i}-status", "")) or None
+        rows.append(row)
+    return rows
+
+
+def _stage_payload(rows: list[dict]) -> tuple[list[dict], list[int]]:
+    """The rows someone filled in, as the API's stage objects, and which row each came from."""
+    stages, origin = [], []
+    for index, row in enumerate(rows):
+        typed = [row[k].strip() for k in STAGE_FIELDS if k != "access_level"]
+        if not any(typed) and not row["artifacts"]:
+            continue
+        stage = {k: (row[k].strip() or None) for k in
+                 ("parameter_count", "checkpoint_ref", "planned_date")}
+        stage.update(name=row["name"].strip(), access_level=row["access_level"],
+                     artifacts=row["artifacts"], rationale=row["rationale"],
+                     risk_assessment=row["risk_assessment"])
+        stages.append(stage)
+        origin.append(index)
+    return stages, origin
+
+
+def _field_name(loc: tuple, origin: list[int]) -> str:
+    """stages.2.name -> "stage row 4: name" (the row the person typed in)."""
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] == "stages" and parts[1].isdigit():
+        row = origin[int(parts[1])] + 1 if int(parts[1]) < len(origin) else int(parts[1]) + 1
+        return f"stage row {row}" + (f": {'.'.join(parts[2:])}" if parts[2:] else "")
+    return ".".join(parts) or "form"
+
+
+def _invalid(exc: pydantic.ValidationError, origin: list[int]) -> dict:
+    errors = [{"field": _field_name(e["loc"], origin), "reason": e["msg"]} for e in exc.errors()]
+    return {"status": 422, "title": "Invalid input", "errors": errors, "violations": [],
+            "detail": "the plan was not saved; fix the fields below", "allowed": None}
+
+
+def _domain(exc: DomainError, origin: list[int]) -> dict:
+    error = problem_of(exc)
+    if exc.field and exc.field.startswith("stages["):
+        index = exc.field[len("stages["):].split("]")[0]
+        if index.isdigit():
+            error["errors"] = [{"field": _field_name(("stages", index), origin),
+                                "reason": exc.detail}]
+    return error
+
+
+def _my_models(session, principal: Principal) -> list[dict]:
+    query = select(AIModel.id, Lab.slug, AIModel.slug, AIModel.name).join(
+        Lab, Lab.id == AIModel.lab_id).order_by(Lab.slug, AIModel.slug)
+    if not principal.is_coordinator:
+        query = query.where(AIModel.lab_id.in_(principal.lab_ids or [-1]))
+    return [{"ref": f"{lab}/{slug}", "name": name} for _, lab, slug, name in session.exec(query)]
+
+
+def _models_for(principal: Principal) -> list[dict]:
+    with session_scope(write=False) as session:
+        return _my_models(session, principal)
+
+
+def _form_context(principal: Principal, **extra) -> dict:
+    return {"me": principal, "access_levels": ACCESS_LEVELS, "artifact_choices": ARTIFACTS,
+            "error": None, "done": None, "plan": None, "moves": [], "stage_moves": {},
+            "typed": {}, **extra}
+
+
+@get("/", name="lab_home")
+def lab_home(principal: Principal, done: str | None = None) -> Template:
+    _require_lab_user(principal)
+    with session_scope(write=False) as session:
+        labs = {lab.id: lab.slug for lab in session.exec(
+            select(Lab).where(Lab.id.in_(principal.lab_ids or [-1])))}
+        plans = []
+        for slug in sorted(labs.values()):
+            rows, _ = service.list_plans(session, principal, PageRequest(limit=200), lab=slug)
+            plans += [service.read_plan(session, p) for p in rows]
+    return page("forms/lab.html", me=principal, plans=plans, done=done)
+
+
+@get("/plans/new", name="plan_new")
+def new_plan_form(principal: Principal, model: str | None = None) -> Template:
+    _require_lab_user(principal)
+    models = _models_for(principal)
+    rows = [_blank_row() for _ in range(2 + BLANK_ROWS)]
+    values = {"model": model or "", "title": "", "summary": "", "file": ""}
+    return page("forms/plan.html", **_form_context(principal, models=models, rows=rows,
+                                                   values=values))
+
+
+@litestar.post("/plans/new", status_code=303)
+async def file_plan_form(request: Request, principal: Principal) -> Response:
+    _require_lab_user(principal)
+    form = await request.form()
+    rows = _rows_from_form(form)
+    values = {k: str(form.get(k, "")) for k in ("model", "title", "summary", "file")}
+    stages, origin = _stage_payload(rows)
+
+    def run():
+        with session_scope() as session:
+            data = PlanCreate(model=values["model"], title=values["title"],
+                              summary=values["summary"], stages=stages,
+                              file=bool(values["file"]))
+            return service.file_plan(session, principal, data).id
+
+    try:
+        plan_id = await anyio.to_thread.run_sync(run)
+    except (DomainError, pydantic.ValidationError) as exc:
+        error = _invalid(exc, origin) if isinstance(exc, pydantic.ValidationError) \
+            else _domain(exc, origin)
+        models = await anyio.to_thread.run_sync(_models_for, principal)
+        return page("forms/plan.html", status=error["status"], **_form_context(
+            principal, models=models, rows=rows + [_blank_row()] * (rows == []),
+            values=values, error=error))
+    return Redirect(f"/lab/plans/{plan_id}?{urlencode({'done': 'Plan saved.'})}",
+                    status_code=303)
+
+
+def _plan_context(principal: Principal, plan_id: int, rows: list[dict] | None = None,
+                  values: dict | None = None) -> dict:
+    with session_scope(write=False) as session:
+        row = service.get_plan(session, principal, plan_id)
+        # Filed plans are public, but only their lab (and coordinators) edit them.
+        principal.require_member(row.lab_id)
+        plan = service.read_plan(session, row)
+    current = [{**{k: ("" if getattr(s, k) is None else str(getattr(s, k)))
+                   for k in STAGE_FIELDS}, "artifacts": list(s.artifacts), "status": s.status}
+               for s in plan.stages]
+    return _form_context(
+        principal, plan=plan, models=[],
+        rows=rows if rows is not None else current + [_blank_row() for _ in range(BLANK_ROWS)],
+        values=values or {"model": plan.model, "title": plan.title, "summary": plan.summary},
+        moves=list(PLAN_MOVES.get(plan.status, ())),
+        stage_moves={s.position: list(STAGE_MOVES.get(s.status, ())) for s in plan.stages},
+        locked=STAGE_DONE)
+
+
+@get("/plans/{plan_id:int}", name="plan_edit")
+def edit_plan_form(principal: Principal, plan_id: int, done: str | None = None) -> Template:
+    _require_lab_user(principal)
+    context = _plan_context(principal, plan_id)
+    context["done"] = done
+    return page("forms/plan.html", **context)
+
+
+async def _plan_action(request: Request, principal: Principal, plan_id: int, action) -> Response:
+    """Runs one write; on refusal, the plan page again with the reasons and the input."""
+    _require_lab_user(principal)
+    form = await request.form()
+    rows = _rows_from_form(form) if "rows" in form else None
+    values = {k: str(form.get(k, "")) for k in ("title", "summary")} if rows is not None \
+        else None
+    stages, origin = _stage_payload(rows or [])
+    try:
+        message = await anyio.to_thread.run_sync(action, form, stages)
+    except (DomainError, pydantic.ValidationError) as exc:
+        if isinstance(exc, DomainError) and exc.status in (401, 403, 404):
+            raise
+        error = _invalid(exc, origin) if isinstance(exc, pydantic.ValidationError) \
+            else _domain(exc, origin)
+        context = await anyio.to_thread.run_sync(_plan_context, principal, plan_id, rows,
+                                                 values)
+        context.update(error=error, typed={k: str(form.get(k, "")) for k in form})
+        return page("forms/plan.html", status=error["status"], **context)
+    return Redirect(f"/lab/plans/{plan_id}?{urlencode({'done': message})}", status_code=303)
+
+
+def _version(form) -> int | None:
+    raw = str(form.get("version", "")).strip()
+    return int(raw) if raw.isdigit() else None
+
+
+@litestar.post("/plans/{plan_id:int}", status_code=303)
+async def revise_plan_form(request: Request, principal: Principal, plan_id: int) -> Response:
+    def run(form, stages):
+        with session_scope() as session:
+            data = PlanUpdate(version=_version(form), title=str(form.get("title", "")),
+                              summary=str(form.get("summary", "")), stages=stages)
+            service.revise_plan(session, principal, plan_id, data)
+        return "Plan revised."
+    return await _plan_action(request, principal, plan_id, run)
+
+
+@litestar.post("/plans/{plan_id:int}/move", status_code=303)
+async def move_plan_form(request: Request, principal: Principal, plan_id: int) -> Response:
+    def run(form, _stages):
+        to = str(form.get("to", ""))[:20]
+        with session_scope() as session:
+            service.transition_plan(session, principal, plan_id, to, _version(form),
+                                    str(form.get("reason", "")).strip()[:2000] or None)
+        return f"Plan moved to {to}."
+    return await _plan_action(request, principal, plan_id, run)
+
+
+@litestar.post("/plans/{plan_id:int}/stages/{position:int}/move", status_code=303)
+async def move_stage_form(request: Request, principal: Principal, plan_id: int,
+                          position: int) -> Response:
+    def run(form, _stages):
+        to = str(form.get("to", ""))[:20]
+        raw_date = str(form.get("actual_date", "")).strip()
+        try:
+            actual = date.fromisoformat(raw_date) if raw_date else None
+        except ValueError:
+            raise Invalid("give a date like 2019-02-14", field="actual_date") from None
+        with session_scope() as session:
+            service.transition_stage(session, principal, plan_id, position, to,
+                                     _version(form), actual,
+                                     str(form.get("reason", "")).strip()[:2000] or None)
+        return f"Stage {position} moved to {to}."
+    return await _plan_action(request, principal, plan_id, run)
+
+
+def form_handlers() -> list:
+    return [lab_home, new_plan_form, file_plan_form, edit_plan_form, revise_plan_form,
+            move_plan_form, move_stage_form]

@@ -1,0 +1,245 @@
+"""Public pages: home, the model list, model cards (with live evaluation progress), labs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import anyio
+import litestar
+from litestar import Request, Response
+from litestar.response import ServerSentEvent, Template
+from sqlalchemy import desc
+from sqlmodel import select
+
+from app.agreements.service import list_agreements, read_agreements
+from app.auth.principal import Principal
+from app.db import session_scope
+from app.evals import hf_export
+from app.evals import service as evals
+from app.evals.tables import ACTIVE, EvalResult, EvalRun
+from app.http import PUBLIC, get
+from app.incidents.search import SearchParams, search_incidents
+from app.labs.service import get_lab
+from app.models.service import find_model, list_models, read_model
+from app.models.tables import CARD_SECTIONS
+from app.pagination import PageRequest
+from app.plans.service import list_plans, read_plan
+from app.web import charts
+from app.web.pages import cached_page, page
+
+
+def _recent_incidents(session, principal: Principal, limit: int = 5, **filters) -> list:
+    return search_incidents(session, principal, SearchParams(
+        sort="date", limit=limit, facets=False, **filters)).hits
+
+
+def _released_stages(plans) -> list[dict]:
+    out = [{"plan": p, "stage": s} for p in plans for s in p.stages if s.status == "released"]
+    return sorted(out, key=lambda x: (x["stage"].actual_date or x["plan"].updated_at.date()),
+                  reverse=True)
+
+
+def _evaluating_models(session, principal: Principal) -> set[int]:
+    rows, _ = evals.list_runs(session, principal, PageRequest(limit=200), status="running")
+    queued, _ = evals.list_runs(session, principal, PageRequest(limit=200), status="queued")
+    return {r.model_id for r in [*rows, *queued]}
+
+
+@get("/", opt=PUBLIC, name="home")
+def home(principal: Principal) -> Response:
+    with session_scope(write=False) as session:
+        def build() -> dict:
+            plans, _ = list_plans(session, principal, PageRequest(limit=100))
+            plans = [read_plan(session, p) for p in plans]
+            models, _ = list_models(session, principal, PageRequest(limit=200))
+            return {"releases": _released_stages(plans)[:8],
+                    "incidents": _recent_incidents(session, principal),
+                    "models": [read_model(session, m) for m in models],
+                    "busy": _evaluating_models(session, principal)}
+
+        return cached_page(session, principal, "home.html", (), build)
+
+
+@get("/models", opt=PUBLIC, name="models")
+def models_page(principal: Principal, q: str | None = None, lab: str | None = None) -> Template:
+    with session_scope(write=False) as session:
+        rows, _ = list_models(session, principal, PageRequest(limit=200), lab=lab or None)
+        reads = [read_model(session, m) for m in rows]
+        if q:
+            # A name filter over the models the caller may see (the service did the seeing).
+            needle = q.casefold()
+            reads = [m for m in reads if needle in f"{m.lab}/{m.slug} {m.name}".casefold()]
+        labs = sorted({m.lab for m in reads})
+        return page("models.html", models=reads, q=q or "", lab=lab or "", labs=labs,
+                    busy=_evaluating_models(session, principal))
+
+
+def _latest(results: list[dict], suite: str) -> dict | None:
+    rows = [r for r in results if r["suite_id"] == suite]
+    return rows[-1] if rows else None
+
+
+def _eval_rows(ckpt: dict) -> list[dict]:
+    """Measured metrics of one checkpoint beside what the lab reported for the same suite."""
+    reported: dict[tuple[str, str], float] = {}
+    for r in ckpt["reported"]:
+        for k, v in r["metrics"].items():
+            reported[(r["suite_id"], k)] = v
+    rows = []
+    for r in ckpt["measured"]:
+        if r["suite_id"].endswith("_transfer"):
+            continue
+        for k, v in r["metrics"].items():
+            if k.endswith(("_ci_low", "_ci_high")):
+                continue
+            rows.append({"suite": r["suite"], "metric": k, "measured": v,
+                         "reported": reported.pop((r["suite_id"], k), None),
+                         "provenance": r["provenance"], "current": r["current"]})
+    for (suite, k), v in reported.items():
+        rows.append({"suite": suite, "metric": k, "measured": None, "reported": v,
+                     "provenance": None, "current": True})
+    return rows
+
+
+def _transfer(checkpoints: list[dict]) -> dict | None:
+    for ckpt in reversed(checkpoints):
+        result = _latest(ckpt["measured"], evals.TRANSFER_SUITE)
+        details = (result or {}).get("metrics") and _details(result)
+        if details and details.get("labels") and details.get("matrix"):
+            values = [v for row in details["matrix"] for v in row]
+            low, high = min(values), max(values)
+            return {"anchor": ckpt["name"], "labels": details["labels"],
+                    "rows": [[(v, charts.heat_level(v, low, high)) for v in row]
+                             for row in details["matrix"]],
+                    "method": details.get("method"), "result_id": result["id"]}
+    return None
+
+
+def _details(result: dict) -> dict:
+    return result.get("details") or {}
+
+
+def _bias(checkpoints: list[dict]) -> list[dict]:
+    rows = []
+    for ckpt in checkpoints:
+        result = _latest(ckpt["measured"], "bias_association")
+        if not result:
+            continue
+        m = result["metrics"]
+        for key in sorted(k for k in m if k.endswith("_association")):
+            low, high = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
+            if low is None or high is None:
+                continue
+            rows.append({"checkpoint": ckpt["name"], "category": key.removesuffix(
+                "_association"), "mean": m[key], "low": low, "high": high})
+    if rows:
+        lo = min(0.0, min(r["low"] for r in rows))
+        hi = max(r["high"] for r in rows)
+        for r in rows:
+            r["bar"] = charts.ci_bar(r["mean"], r["low"], r["high"], lo, hi)
+    return rows
+
+
+def card_context(session, principal: Principal, lab: str, model_slug: str) -> dict:
+    model = find_model(session, principal, f"{lab}/{model_slug}")
+    read = read_model(session, model)
+    ref = f"{read.lab}/{read.slug}"
+    live = hf_export.live_card(session, principal, model.id)
+    # details (the transfer matrix) are not in the live card's rows; read them for the
+    # results the live card already chose (and so filtered for visibility).
+    ids = [r["id"] for c in live["checkpoints"] for r in c["measured"]
+           if r["suite_id"] == evals.TRANSFER_SUITE]
+    details = dict(session.exec(select(EvalResult.id, EvalResult.details).where(
+        EvalResult.id.in_(ids))).all()) if ids else {}
+    for ckpt in live["checkpoints"]:
+        for r in ckpt["measured"]:
+            r["details"] = details.get(r["id"], {})
+    plans, _ = list_plans(session, principal, PageRequest(limit=20), model=ref)
+    agreements, _ = list_agreements(session, principal, PageRequest(limit=100), lab=read.lab)
+    agreements = [a for a in read_agreements(session, principal, agreements)
+                  if ref in a.scope.models]
+    runs = [{**run, "checkpoint": c["name"]} for c in live["checkpoints"] for run in c["runs"]]
+    return {
+        "model": read, "ref": ref, "sections": [(s, read.card_html.get(s, "")) for s in
+                                                CARD_SECTIONS if read.card_html.get(s)],
+        "live": live, "plans": [read_plan(session, p) for p in plans],
+        "eval_rows": [(c, _eval_rows(c)) for c in live["checkpoints"]],
+        "model_reported": live["reported"], "charts": charts.metric_charts(live["checkpoints"]),
+        "transfer": _transfer(live["checkpoints"]), "bias": _bias(live["checkpoints"]),
+        "runs": runs, "active": any(r["status"] in ACTIVE for r in runs),
+        "agreements": agreements,
+        "incidents": _recent_incidents(session, principal, limit=20, model=ref),
+    }
+
+
+@get("/models/{lab:str}/{model:str}", opt=PUBLIC, name="model_card")
+def model_card(principal: Principal, lab: str, model: str) -> Response:
+    with session_scope(write=False) as session:
+        return cached_page(session, principal, "card.html", (lab, model),
+                           lambda: card_context(session, principal, lab, model))
+
+
+def _run_states(principal: Principal, model_id: int) -> list[dict]:
+    with session_scope(write=False) as session:
+        rows = session.exec(select(EvalRun).where(
+            EvalRun.model_id == model_id, evals._run_visibility(principal))
+            .order_by(desc(EvalRun.id)).limit(50)).all()
+        # The card shows the latest run per checkpoint and suite; so does the stream.
+        latest: dict[tuple[int, str], EvalRun] = {}
+        for r in rows:
+            latest.setdefault((r.checkpoint_id, r.suite_id), r)
+        return [{"id": r.id, "checkpoint_id": r.checkpoint_id, "suite": r.suite_id,
+                 "status": r.status, "progress": round(r.progress, 3)}
+                for r in sorted(latest.values(), key=lambda r: r.id)]
+
+
+STREAM_SECONDS = 600  # a client reconnects (EventSource does) after this
+
+
+@litestar.get("/models/{lab:str}/{model:str}/progress", opt=PUBLIC, name="model_progress")
+async def model_progress(principal: Principal, lab: str, model: str,
+                         request: Request) -> ServerSentEvent:
+    """Server-sent events: the model's evaluation runs whenever one of them changes."""
+    def resolve() -> int:
+        with session_scope(write=False) as session:
+            return find_model(session, principal, f"{lab}/{model}").id
+
+    model_id = await anyio.to_thread.run_sync(resolve)
+
+    async def events():
+        last = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_SECONDS
+        while loop.time() < deadline:
+            states = await anyio.to_thread.run_sync(_run_states, principal, model_id)
+            if states != last:
+                last = states
+                yield json.dumps({"runs": states})
+            await asyncio.sleep(1.0)
+
+    return ServerSentEvent(events(), event_type="runs", retry_duration=2000)
+
+
+@get("/labs/{lab:str}", opt=PUBLIC, name="lab")
+def lab_page(principal: Principal, lab: str) -> Template:
+    with session_scope(write=False) as session:
+        row = get_lab(session, lab)
+        models, _ = list_models(session, principal, PageRequest(limit=200), lab=lab)
+        plans, _ = list_plans(session, principal, PageRequest(limit=100), lab=lab)
+        agreements, _ = list_agreements(session, principal, PageRequest(limit=100), lab=lab)
+        return page("lab.html", lab=row, models=[read_model(session, m) for m in models],
+                    plans=[read_plan(session, p) for p in plans],
+                    agreements=read_agreements(session, principal, agreements),
+                    incidents=_recent_incidents(session, principal, limit=20, lab=lab))
+
+
+def public_handlers() -> list:
+    from app.web.feeds import feed_handlers
+    from app.web.public_incidents import incident_handlers
+    from app.web.public_plans import plan_handlers
+
+    return [home, models_page, model_card, model_progress, lab_page, *plan_handlers(),
+            *incident_handlers(), *feed_handlers()]
+
+
