@@ -24,7 +24,7 @@ def route_handlers() -> list:
     from app.agreements.api import AgreementController
     from app.auth.api import AccountController
     from app.checkpoints.api import CheckpointController
-    from app.evals.api import EvalController, ModelCardController
+    from app.evals.api import CheckpointCardController, EvalController, ModelCardController
     from app.events.api import EventController
     from app.health import healthz
     from app.incidents.api import IncidentController
@@ -36,7 +36,7 @@ def route_handlers() -> list:
     return [healthz, AccountController, LabController, ModelController, PlanController,
             EventController, AgreementController, IncidentController,
             CheckpointController, EvalController, ModelCardController, PolicyController,
-            ComplianceController]
+            ComplianceController, CheckpointCardController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -21,7 +21,9 @@ SOURCE = "Solaiman et al., Release Strategies and the Social Impacts of Language
 
 def _baseline(label: str, t1: float, topk: float) -> dict:
     return {"task": {"type": "text-classification", "name": "synthetic text detection"},
-            "dataset": {"type": "gpt2-detection-tfidf-baseline",
+            # The Hub tells results apart by task, dataset type, config, split and revision:
+            # each sample size is its own config, or a load-save would merge them.
+            "dataset": {"type": "gpt2-detection-tfidf-baseline", "config": label,
                         "name": f"GPT-2 output dataset ({label} samples) vs WebText",
                         "args": {"samples_from": label}},
             "metrics": [{"type": "accuracy", "config": "temperature-1", "value": t1},
@@ -31,7 +33,7 @@ def _baseline(label: str, t1: float, topk: float) -> dict:
 def _roberta(trained_on: str, row: tuple) -> dict:
     tested = ("small", "medium", "large", "xl")
     return {"task": {"type": "text-classification", "name": "synthetic text detection"},
-            "dataset": {"type": "gpt2-detection-roberta-transfer",
+            "dataset": {"type": "gpt2-detection-roberta-transfer", "config": trained_on,
                         "name": f"RoBERTa detector trained on {trained_on} (nucleus samples)",
                         "args": {"trained_on": trained_on}},
             "metrics": [{"type": "accuracy", "config": f"tested-on-{t}", "value": v}

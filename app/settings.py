@@ -27,6 +27,9 @@ class Settings:
     read_cache: bool = field(default_factory=lambda: _env("READ_CACHE", "1") != "0")
     # In-process evaluations at nice 10 with fewer torch threads than cores; 0: full speed.
     worker_yield: bool = field(default_factory=lambda: _env("WORKER_YIELD", "1") != "0")
+    # The registry's public address (e.g. https://registry.example.org), used for the
+    # absolute links in exported cards; empty: taken from each request.
+    public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", "").rstrip("/"))
     # Proxies whose X-Forwarded-For is believed (comma-separated CIDRs or addresses).
     # Empty: the peer address is the client, whatever headers it sends.
     trusted_proxies: str = field(default_factory=lambda: _env("TRUSTED_PROXIES", ""))

@@ -162,7 +162,10 @@ NOT_WALKED = {
     "/api/v1/incidents/search",  # the search helper's byte-identical test covers it
     "/healthz", "/api/v1/tokens", "/api/v1/me",  # about the caller only
 }
-NOT_WALKED_PREFIXES = ("/schema", "/static")
+# HTML pages and feeds render the same service calls as the API routes walked here (their
+# own leak tests are in tests/web); policies are files shipped with the code, not data.
+NOT_WALKED_PREFIXES = ("/schema", "/static", "/api/v1/policies")
+WEB_PAGES = ("/api/",)
 
 LIST_QUERIES = {
     "/api/v1/labs": ["", "?limit=200"],
@@ -193,7 +196,8 @@ EXTRA = {
 def get_routes(app) -> list[str]:
     paths = sorted({route.path for route in app.routes
                     if "GET" in getattr(route, "methods", ())})
-    return [p for p in paths if p not in NOT_WALKED and not p.startswith(NOT_WALKED_PREFIXES)]
+    return [p for p in paths if p not in NOT_WALKED and not p.startswith(NOT_WALKED_PREFIXES)
+            and p.startswith(WEB_PAGES)]
 
 
 def requests_for(app, ids: dict[str, range], refs: dict[str, list[str]]) -> list[str]:

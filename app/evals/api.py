@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from litestar import Controller, Response
+from litestar import Controller, Request, Response
 
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.evals import hf_export, reported, service
-from app.evals.schemas import ReportedImport, ResultRead, RunRead, RunRequest
+from app.evals.schemas import ReportedImport, ReportedUpdate, ResultRead, RunRead, RunRequest
 from app.evals.tables import RUN_STATUSES
-from app.http import PUBLIC, get, post
+from app.http import PUBLIC, delete, get, patch, post
 from app.ids import Id, OptionalId
 from app.pagination import Page, PageRequest
+from app.settings import get_settings
+
+MARKDOWN = "text/markdown"
+
+
+def public_base(request: Request) -> str:
+    """Where cards point back to: STAGEGATE_PUBLIC_URL, else the address the client used."""
+    return get_settings().public_url or str(request.base_url).rstrip("/")
+
+
+def _readme(text: str) -> Response[str]:
+    return Response(text, media_type=MARKDOWN,
+                    headers={"Content-Disposition": 'attachment; filename="README.md"'})
 
 
 class EvalController(Controller):
@@ -66,6 +79,20 @@ class EvalController(Controller):
         with session_scope(write=False) as session:
             return service.read_result(service.get_result(session, principal, result_id))
 
+    @patch("/results/{result_id:int}")
+    def update_reported(self, result_id: Id, data: ReportedUpdate,
+                        principal: Principal) -> ResultRead:
+        """Repair a reported result's source or Hub names (lab members)."""
+        with session_scope() as session:
+            return service.read_result(reported.update_reported(session, principal,
+                                                                result_id, data))
+
+    @delete("/results/{result_id:int}")
+    def delete_reported(self, result_id: Id, principal: Principal) -> dict:
+        """Remove a reported result (lab members); measured results cannot be deleted."""
+        with session_scope() as session:
+            return reported.delete_reported(session, principal, result_id)
+
 
 class ModelCardController(Controller):
     """Live model cards: measured and reported results per checkpoint, and HF export."""
@@ -84,9 +111,22 @@ class ModelCardController(Controller):
         with session_scope(write=False) as session:
             return hf_export.live_card(session, principal, model_id)
 
-    @get("/card.md", opt=PUBLIC, media_type="text/markdown")
-    def export_card(self, model_id: Id, principal: Principal) -> Response[str]:
+    @get("/card.md", opt=PUBLIC, media_type=MARKDOWN)
+    def export_card(self, model_id: Id, principal: Principal,
+                    request: Request) -> Response[str]:
         with session_scope(write=False) as session:
-            text = hf_export.readme(session, principal, model_id)
-        return Response(text, media_type="text/markdown",
-                        headers={"Content-Disposition": 'attachment; filename="README.md"'})
+            return _readme(hf_export.readme(session, principal, model_id,
+                                            public_base(request)))
+
+
+class CheckpointCardController(Controller):
+    """One checkpoint's README.md: on the Hub, one repository is one checkpoint."""
+    path = "/api/v1/checkpoints/{checkpoint_id:int}"
+    tags = ["evaluations"]
+
+    @get("/card.md", opt=PUBLIC, media_type=MARKDOWN)
+    def export_checkpoint_card(self, checkpoint_id: Id, principal: Principal,
+                               request: Request) -> Response[str]:
+        with session_scope(write=False) as session:
+            return _readme(hf_export.checkpoint_readme(session, principal, checkpoint_id,
+                                                       public_base(request)))

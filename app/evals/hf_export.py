@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import yaml
+import math
+
+from huggingface_hub import EvalResult as HubEvalResult
+from huggingface_hub import ModelCard, ModelCardData
 from sqlmodel import Session
 
 from app.auth.principal import Principal
+from app.checkpoints.service import get_checkpoint
 from app.evals import service
 from app.evals.tables import EvalResult, EvalRun
 from app.labs.tables import Lab
-from app.models.tables import CARD_SECTIONS
+from app.models.tables import CARD_SECTIONS, AIModel
 
-MEASURED_SOURCE = "Stagegate (measured by the registry)"
-
-
-def _scalars(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+# The Hub reserves `verified: true` for its own evaluations; a registry measurement says so
+# through its source: this name and an absolute URL to the stored result.
+MEASURED_SOURCE = "Stagegate: measured by this registry"
+REPORTED_SOURCE = "Stagegate: reported by the lab"
 
 
 def _measured(r: EvalResult) -> dict:
@@ -75,85 +77,164 @@ def live_card(session: Session, principal: Principal, model_id: int) -> dict:
     return {
         "model": {"id": model.id, "ref": f"{lab.slug}/{model.slug}", "name": model.name,
                   "licence": model.licence, "architecture": model.architecture,
-                  "parameter_count": model.parameter_count},
+                  "parameter_count": model.parameter_count,
+                  "library_name": model.library_name, "pipeline_tag": model.pipeline_tag,
+                  "base_model": model.base_model, "datasets": model.datasets},
         "suites": {s.id: s.version for s in service.suites().values()},
         "checkpoints": checkpoints,
         "reported": [_reported(r) for r in by_ckpt.get(None, []) if r.source == "reported"],
     }
 
 
-def _index_result(r: EvalResult, kind: str) -> dict | None:
-    metrics = _scalars(r.metrics)
-    if not metrics:
-        return None
-    if kind == "measured":
-        dataset = {"type": r.suite_id, "name": r.dataset_name or r.suite_id,
-                   "revision": r.dataset_digest,
-                   "args": {"suite_version": r.suite_version, "seed": r.seed}}
-        source = {"name": MEASURED_SOURCE, "url": f"/api/v1/evals/results/{r.id}"}
+def _finite(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def result_url(base_url: str, result_id: int) -> str:
+    return f"{base_url.rstrip('/')}/api/v1/evals/results/{result_id}"
+
+
+def legacy_hub(r: EvalResult) -> dict:
+    """The Hub description of a reported row stored before rows kept their own."""
+    return {"task": {"type": "text-generation", "name": r.suite_id},
+            "dataset": {"type": r.suite_id, "name": r.dataset_name or r.suite_id},
+            "metrics": {label: {"type": label.partition(",")[0],
+                                "config": label.partition(",")[2] or None}
+                        for label in r.metrics}}
+
+
+def hub_of(r: EvalResult) -> dict:
+    """How one stored result reads on the Hub: task, dataset and per-metric fields."""
+    if r.source == "reported":
+        return (r.details or {}).get("hub") or legacy_hub(r)
+    ref = f"{r.suite_id}@{r.suite_version}"
+    return {"task": {"type": "text-generation", "name": ref},
+            # The registry's corpus plays the Hub dataset; its content digest is the revision
+            # and the suite reference is the configuration measured on it.
+            "dataset": {"type": r.dataset_name or r.suite_id, "name": f"{ref} ({r.dataset_name})",
+                        "config": ref, "revision": r.dataset_digest,
+                        "args": {"seed": r.seed}},
+            "metrics": {label: {"type": label} for label in r.metrics}}
+
+
+def eval_results(r: EvalResult, base_url: str, taken: set) -> list[HubEvalResult]:
+    """One stored result as huggingface_hub EvalResults (one per metric).
+
+    The Hub groups metrics by (task type, dataset type, config, split, revision) and keeps
+    the first group member's source and names, so two stored results sharing that key would
+    merge on a load-save; the later one is told apart by its task name as dataset type."""
+    hub = hub_of(r)
+    task, dataset = hub["task"], dict(hub["dataset"])
+    key = (task["type"], dataset["type"], dataset.get("config"), dataset.get("split"),
+           dataset.get("revision"))
+    n = 1
+    while key in taken:
+        n += 1
+        dataset["type"] = f"{task.get('name') or r.suite_id}" + (f"-{n}" if n > 2 else "")
+        key = (task["type"], dataset["type"], *key[2:])
+    taken.add(key)
+    origin = r.origin or {}
+    if r.source == "measured":
+        source_name, source_url = MEASURED_SOURCE, result_url(base_url, r.id)
     else:
-        cfg_ds = r.config.get("dataset") if isinstance(r.config.get("dataset"), dict) else {}
-        dataset = {"type": r.suite_id, "name": r.dataset_name or r.suite_id,
-                   **{k: v for k, v in cfg_ds.items() if k not in ("type", "name")}}
-        dataset.setdefault("args", {})
-        if isinstance(dataset["args"], dict):
-            dataset["args"] = dataset["args"] | {"suite_version": r.suite_version}
-        source = {"name": (r.origin or {}).get("source_name") or "reported by the lab"}
-        if (r.origin or {}).get("source_url"):
-            source["url"] = r.origin["source_url"]
-    return {"task": {"type": "text-generation", "name": r.suite_id}, "dataset": dataset,
-            "metrics": [{"type": k, "value": v, "name": k,
-                         "verified": kind == "measured"} for k, v in metrics.items()],
-            "source": source}
+        source_name = origin.get("source_name") or REPORTED_SOURCE
+        source_url = origin.get("source_url") or result_url(base_url, r.id)
+    stderr = (r.details or {}).get("stderr") or {}
+    out = []
+    for label, value in r.metrics.items():
+        if not _finite(value):
+            continue
+        meta = hub["metrics"].get(label) or {"type": label}
+        args = dict(meta.get("args") or {})
+        if _finite(stderr.get(label)):
+            args["stderr"] = stderr[label]
+        out.append(HubEvalResult(
+            task_type=task["type"], task_name=task.get("name"),
+            dataset_type=dataset["type"], dataset_name=dataset.get("name") or dataset["type"],
+            dataset_config=dataset.get("config"), dataset_split=dataset.get("split"),
+            dataset_revision=dataset.get("revision"), dataset_args=dataset.get("args") or None,
+            metric_type=meta["type"], metric_value=value, metric_name=meta.get("name"),
+            metric_config=meta.get("config"), metric_args=args or None,
+            source_name=source_name, source_url=source_url))
+    return out
 
 
-def readme(session: Session, principal: Principal, model_id: int) -> str:
-    """A Hugging Face README.md whose `model-index` the reported-result importer reads back."""
-    model, ckpts, results, _ = service.model_results(session, principal, model_id)
-    lab = session.get(Lab, model.lab_id)
-    ref = f"{lab.slug}/{model.slug}"
-    names = {c.id: c.name for c in ckpts}
-    entries: dict[str, list] = {}
-    for r in results:
-        entry = f"{ref}@{names[r.checkpoint_id]}" if r.checkpoint_id in names else ref
-        item = _index_result(r, r.source)
-        if item:
-            entries.setdefault(entry, []).append(item)
-    meta: dict = {"tags": ["stagegate"]}
-    if model.licence:
-        meta["license"] = model.licence
-    if model.languages:
-        meta["language"] = list(model.languages)
-    meta["model-index"] = [{"name": name, "results": items} for name, items in entries.items()]
-    lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---",
-             "", f"# {model.name}", ""]
+def card_data(model: AIModel, lab: Lab, name: str, results: list[EvalResult],
+              base_url: str) -> ModelCardData:
+    taken: set = set()
+    evals = [e for r in results for e in eval_results(r, base_url, taken)]
+    meta = {"license": model.licence, "language": list(model.languages) or None,
+            "library_name": model.library_name, "pipeline_tag": model.pipeline_tag,
+            "base_model": list(model.base_model) or None,
+            "datasets": list(model.datasets) or None}
+    return ModelCardData(model_name=name, eval_results=evals or None, tags=["stagegate"],
+                         **{k: v for k, v in meta.items() if v is not None})
+
+
+def _render(data: ModelCardData, title: str, model: AIModel, body: list[str]) -> str:
+    lines = [f"# {title}", ""]
     for section in CARD_SECTIONS:
         text = getattr(model, section)
         if text:
             lines += [f"## {section.replace('_', ' ').capitalize()}", "", text.strip(), ""]
-    lines += _tables(results, names)
-    return "\n".join(lines).rstrip() + "\n"
+    text = "\n".join(lines + body).rstrip() + "\n"
+    # huggingface_hub writes the YAML; we only put its own block above the body.
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text}"))
 
 
-def _tables(results: list[EvalResult], names: dict[int, str]) -> list[str]:
+def readme(session: Session, principal: Principal, model_id: int, base_url: str) -> str:
+    """The model's README.md: model-level reported results in its `model-index`; each
+    checkpoint's own results are in the checkpoint's README (one Hub repo per checkpoint)."""
+    model, ckpts, results, _ = service.model_results(session, principal, model_id)
+    lab = session.get(Lab, model.lab_id)
+    names = {c.id: c.name for c in ckpts}
+    own = [r for r in results if r.checkpoint_id is None]
+    data = card_data(model, lab, f"{lab.slug}/{model.slug}", own, base_url)
+    body = _tables(results, names, base_url)
+    if ckpts:
+        base = base_url.rstrip("/")
+        body += ["## Checkpoints", ""] + [
+            f"- {c.name}: {base}/api/v1/checkpoints/{c.id}/card.md" for c in ckpts] + [""]
+    return _render(data, model.name, model, body)
+
+
+def checkpoint_readme(session: Session, principal: Principal, checkpoint_id: int,
+                      base_url: str) -> str:
+    """The README.md of one checkpoint as its own Hub repository: what the registry
+    measured on it and what the lab reported for it, in one `model-index` entry."""
+    ckpt = get_checkpoint(session, principal, checkpoint_id)
+    model, _, results, _ = service.model_results(session, principal, ckpt.model_id)
+    lab = session.get(Lab, model.lab_id)
+    mine = [r for r in results if r.checkpoint_id == ckpt.id]
+    mine.sort(key=lambda r: (r.source != "measured", r.id))
+    ref = f"{lab.slug}/{model.slug}@{ckpt.name}"
+    data = card_data(model, lab, ref, mine, base_url)
+    return _render(data, f"{model.name} ({ckpt.name})", model,
+                   _tables(mine, {ckpt.id: ckpt.name}, base_url))
+
+
+def _tables(results: list[EvalResult], names: dict[int, str], base_url: str) -> list[str]:
     out = []
     for kind, title in (("measured", "Measured by the registry"),
                         ("reported", "Reported by the lab")):
         rows = [r for r in results if r.source == kind]
         if not rows:
             continue
-        out += [f"## {title}", "", "| checkpoint | suite | metric | value | provenance |",
-                "| --- | --- | --- | --- | --- |"]
+        out += [f"## {title}", "", "| checkpoint | task | metric | value | ± stderr | source |",
+                "| --- | --- | --- | --- | --- | --- |"]
         for r in rows:
             where = names.get(r.checkpoint_id, "(model)")
-            prov = (f"dataset {r.dataset_name} `{(r.dataset_digest or '')[:12]}`, seed "
-                    f"{r.seed}, {r.device}/{r.dtype}, code {r.code_version}"
-                    if kind == "measured" else (r.origin or {}).get("format", ""))
-            for k, v in _scalars(r.metrics).items():
-                out.append(f"| {where} | {r.suite_id}@{r.suite_version} | {k} | {v:.6g} | "
-                           f"{prov} |")
+            task = (f"{r.suite_id}@{r.suite_version}" if kind == "measured"
+                    else hub_of(r)["task"].get("name") or r.suite_id)
+            stderr = (r.details or {}).get("stderr") or {}
+            url = (r.origin or {}).get("source_url") or result_url(base_url, r.id)
+            for k, v in r.metrics.items():
+                if not _finite(v):
+                    continue
+                err = f"{stderr[k]:.4g}" if _finite(stderr.get(k)) else ""
+                cells = [where, task, k, f"{v:.6g}", err, url]
+                # A '|' in a lab's task or metric name would split the row.
+                out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
     return out
-
-
-

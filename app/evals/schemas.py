@@ -75,3 +75,14 @@ class ReportedImport(BaseModel):
     checkpoint_id: OptionalId = Field(default=None, description="the checkpoint they describe")
     source_name: str | None = Field(default=None, max_length=200)
     source_url: HttpURL | None = Field(default=None, max_length=500)
+
+
+class ReportedUpdate(BaseModel):
+    """Repairs to a reported result (its source, its Hub names); only fields sent change."""
+    model_config = ConfigDict(extra="forbid")
+    source_name: str | None = Field(default=None, min_length=1, max_length=200)
+    source_url: HttpURL | None = Field(default=None, max_length=500)
+    task_type: str = Field(default="text-generation", min_length=1, max_length=64,
+                           description="the Hub task type, e.g. text-generation")
+    task_name: str | None = Field(default=None, min_length=1, max_length=200)
+    dataset_name: str | None = Field(default=None, min_length=1, max_length=200)

@@ -63,6 +63,27 @@ def known_suites() -> list[str]:
     return [*sorted(suites()), TRANSFER_SUITE]
 
 
+def split_suite_ref(ref: str, field: str = "suite") -> tuple[str, int | None]:
+    """"detectability" or "detectability@1" (as cards and results write it) -> (id, version)."""
+    suite_id, at, version = ref.partition("@")
+    if not at:
+        return ref, None
+    if not version.isdigit():
+        raise NotFound(f"no suite {ref!r}; write SUITE or SUITE@VERSION", field=field)
+    return suite_id, int(version)
+
+
+def current_suite(ref: str, field: str = "suite") -> str:
+    """The suite id a run request names; a version, if given, must be the current one."""
+    suite_id, version = split_suite_ref(ref, field)
+    if suite_id not in known_suites():
+        raise NotFound(f"no suite {suite_id!r}; known: {known_suites()}", field=field)
+    if version is not None and version != suite_version(suite_id):
+        raise NotFound(f"suite {suite_id} is at version {suite_version(suite_id)}, not "
+                       f"{version}; runs always use the current version", field=field)
+    return suite_id
+
+
 ACCESS_ORDER = {"public": 0, "partners": 1, "internal": 2}
 
 
@@ -162,8 +183,7 @@ def request_run(session: Session, principal: Principal, checkpoint_id: int,
     """A lab member or coordinator asks for a fresh measurement."""
     ckpt = get_checkpoint(session, principal, checkpoint_id)
     principal.require_member(ckpt.lab_id)
-    if suite_id not in known_suites():
-        raise NotFound(f"no suite {suite_id!r}; known: {known_suites()}", field="suite")
+    suite_id = current_suite(suite_id)
     run = enqueue_run(session, principal, ckpt, suite_id, reason="rerun")
     if run is None:
         raise Conflict(f"a {suite_id} run of checkpoint {checkpoint_id} is already queued or "
@@ -252,7 +272,10 @@ def list_results(session: Session, principal: Principal, page: PageRequest, *,
     if checkpoint_id is not None:
         query = query.where(EvalResult.checkpoint_id == checkpoint_id)
     if suite:
-        query = query.where(EvalResult.suite_id == suite)
+        suite_id, version = split_suite_ref(suite)
+        query = query.where(EvalResult.suite_id == suite_id)
+        if version is not None:
+            query = query.where(EvalResult.suite_version == version)
     if source:
         query = query.where(EvalResult.source == source)
     return paginate(session, query, EvalResult.id, page)

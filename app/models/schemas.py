@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.ids import MAX_ID, OptionalId
+from app.models.hub_ids import HUB_LICENCES, LIBRARY, PIPELINE_TAGS, REPO_ID
 
 
 class CardFields(BaseModel):
@@ -15,6 +16,11 @@ class CardFields(BaseModel):
     architecture: str | None = Field(default=None, max_length=100)
     parameter_count: int | None = Field(default=None, ge=0, le=MAX_ID)
     languages: list[str] = Field(default_factory=list, max_length=200)
+    # Hugging Face card metadata, written to the exported README as the Hub reads it.
+    library_name: str | None = Field(default=None, max_length=64)
+    pipeline_tag: str | None = Field(default=None, max_length=64)
+    base_model: list[str] = Field(default_factory=list, max_length=20)
+    datasets: list[str] = Field(default_factory=list, max_length=100)
     model_details: str = Field(default="", max_length=100_000)
     intended_use: str = Field(default="", max_length=100_000)
     factors: str = Field(default="", max_length=100_000)
@@ -26,7 +32,46 @@ class CardFields(BaseModel):
     caveats_and_recommendations: str = Field(default="", max_length=100_000)
 
 
-class ModelCreate(CardFields):
+class CardInput(CardFields):
+    """Card fields as written: Hub identifiers are checked here, not on read, so a
+    stored value that predates a rule can still be shown (and then corrected)."""
+
+    @field_validator("licence")
+    @classmethod
+    def _licence(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if value not in HUB_LICENCES:
+            raise ValueError("not a Hugging Face Hub licence identifier (e.g. 'mit', "
+                             "'apache-2.0', 'other'; see "
+                             "https://huggingface.co/docs/hub/repositories-licenses)")
+        return value
+
+    @field_validator("pipeline_tag")
+    @classmethod
+    def _pipeline_tag(cls, value: str | None) -> str | None:
+        if value is not None and value not in PIPELINE_TAGS:
+            raise ValueError("not a Hub pipeline tag (e.g. 'text-generation')")
+        return value
+
+    @field_validator("library_name")
+    @classmethod
+    def _library(cls, value: str | None) -> str | None:
+        if value is not None and not LIBRARY.match(value):
+            raise ValueError("a library name is lower-case letters, digits, '-', '_', '.'")
+        return value
+
+    @field_validator("base_model", "datasets")
+    @classmethod
+    def _repo_ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not REPO_ID.match(v)]
+        if bad:
+            raise ValueError(f"not Hub repository ids (NAME or OWNER/NAME): {bad[:5]}")
+        return value
+
+
+class ModelCreate(CardInput):
     lab: str = Field(min_length=1, max_length=63, description="slug of the owning lab")
     slug: str = Field(min_length=1, max_length=63)
     name: str = Field(min_length=1, max_length=200)

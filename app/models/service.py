@@ -12,7 +12,7 @@ from app.ids import MAX_ID
 from app.labs.service import check_slug, get_lab
 from app.labs.tables import Lab
 from app.markdown import stored_html
-from app.models.schemas import CardFields, ModelCreate, ModelRead
+from app.models.schemas import CardFields, CardInput, ModelCreate, ModelRead
 from app.models.tables import CARD_SECTIONS, AIModel
 from app.pagination import PageRequest, paginate
 from app.versioning import claim_version
@@ -89,7 +89,7 @@ def update_model(session: Session, actor: Principal, model_id: int, version: int
     claim_version(session, model, version)
     if card:
         merged = {key: getattr(model, key) for key in CARD_KEYS} | card
-        for key, value in CardFields.model_validate(merged).model_dump().items():
+        for key, value in CardInput.model_validate(merged).model_dump().items():
             setattr(model, key, value)
     if name is not None:
         model.name = name

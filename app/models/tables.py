@@ -38,6 +38,11 @@ class AIModel(RenderedMarkdown, table=True):
     architecture: str | None = Field(default=None, max_length=100)
     parameter_count: int | None = Field(default=None, sa_type=BIGINT)
     languages: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Hugging Face card metadata (validated against the Hub's identifiers on write).
+    library_name: str | None = Field(default=None, max_length=64)
+    pipeline_tag: str | None = Field(default=None, max_length=64)
+    base_model: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    datasets: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     model_details: str = Field(default="", sa_column=_md())
     intended_use: str = Field(default="", sa_column=_md())
     factors: str = Field(default="", sa_column=_md())

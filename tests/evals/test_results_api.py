@@ -97,7 +97,8 @@ def test_import_model_index_readme(client, world):
     (row,) = resp.json()
     assert row["suite_id"] == "lambada" and row["dataset_name"] == "LAMBADA"
     assert row["metrics"] == {"ppl": 35.13, "accuracy": 45.99}
-    assert row["origin"]["source"]["name"].startswith("Language Models")
+    assert row["origin"]["source_name"].startswith("Language Models")
+    assert row["origin"]["source_url"] == "https://openai.com/blog/better-language-models/"
 
 
 @pytest.mark.parametrize("fmt,content,field", [
@@ -170,21 +171,25 @@ def test_card_separates_measured_and_reported_with_provenance(client, world, set
 
 
 def test_hf_export_round_trips_through_the_importer(client, world, settings, files):
-    measured_family(client, world, settings, files)
-    resp = client.get(f"/api/v1/models/{world.model_a}/card.md")
+    ckpts = measured_family(client, world, settings, files)
+    resp = client.get(f"/api/v1/checkpoints/{ckpts['public']['id']}/card.md")
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/markdown")
     text = resp.text
     meta = front_matter(text)
-    entries = {e["name"]: e for e in meta["model-index"]}
-    assert set(entries) == {"lab-a/m", "lab-a/m@step-1"}
+    (entry,) = meta["model-index"]
+    assert entry["name"] == "lab-a/m@step-1"
     assert "## Measured by the registry" in text and "## Reported by the lab" in text
     exported = sorted(
         (r["dataset"]["type"], r["dataset"]["name"], m["type"], m["value"])
-        for e in meta["model-index"] for r in e["results"] for m in r["metrics"])
+        for r in entry["results"] for m in r["metrics"])
     # Lab B re-imports lab A's exported README into its own model: same numbers back.
     back = report(client, world.b_member, world.model_b, "model-index", text)
     assert back.status_code == 201, back.text
-    imported = sorted((r["suite_id"], r["dataset_name"], k, v)
+    imported = sorted((r["suite_id"], r["dataset_name"], k.partition(",")[0], v)
                       for r in back.json() for k, v in r["metrics"].items())
     assert imported == exported
-    assert ("perplexity", "tiny") in {(s, d) for s, d, _, _ in imported}
+    assert "tiny" in {s for s, _, _, _ in imported}
+    # The model's own README carries the model-level report and links each checkpoint.
+    model_card = client.get(f"/api/v1/models/{world.model_a}/card.md").text
+    assert [e["name"] for e in front_matter(model_card)["model-index"]] == ["lab-a/m"]
+    assert f"/api/v1/checkpoints/{ckpts['public']['id']}/card.md" in model_card
