@@ -165,7 +165,7 @@ NOT_WALKED = {
 # HTML pages and feeds render the same service calls as the API routes walked here (their
 # own leak tests are in tests/web); policies are files shipped with the code, not data.
 NOT_WALKED_PREFIXES = ("/schema", "/static", "/api/v1/policies")
-WEB_PAGES = ("/api/",)
+API = ("/api/",)
 
 LIST_QUERIES = {
     "/api/v1/labs": ["", "?limit=200"],
@@ -197,7 +197,7 @@ def get_routes(app) -> list[str]:
     paths = sorted({route.path for route in app.routes
                     if "GET" in getattr(route, "methods", ())})
     return [p for p in paths if p not in NOT_WALKED and not p.startswith(NOT_WALKED_PREFIXES)
-            and p.startswith(WEB_PAGES)]
+            and p.startswith(API)]
 
 
 def requests_for(app, ids: dict[str, range], refs: dict[str, list[str]]) -> list[str]:

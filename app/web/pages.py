@@ -100,8 +100,11 @@ def page(name: str, status: int = 200, **context) -> Template:
 
 
 def _is_page(request: Request) -> bool:
+    """A browser asking for a page gets the site's error page; API clients (and anything
+    that does not ask for HTML) keep problem details, whatever the path."""
     path = request.url.path
-    return not path.startswith(("/api/", "/schema", "/static/", "/healthz"))
+    return (not path.startswith(("/api/", "/schema", "/static/", "/healthz"))
+            and "text/html" in request.headers.get("accept", ""))
 
 
 TITLES = {400: "Bad request", 401: "Please log in", 403: "Not allowed", 404: "Not found",

@@ -57,11 +57,13 @@ def test_pages_show_the_demo_with_security_headers(client, demo):
 
 
 def test_not_found_is_a_page_for_browsers_and_a_problem_for_the_api(client, demo):
-    page = client.get("/models/openai/no-such-model")
+    page = client.get("/models/openai/no-such-model", headers={"Accept": "text/html"})
     assert page.status_code == 404
     assert page.headers["content-type"].startswith("text/html")
     assert "Not found" in page.text and page.headers["content-security-policy"] == CSP
     assert client.get("/no/such/page").status_code == 404
+    # A client that does not ask for HTML gets problem details on any path.
+    assert client.get("/no/such/page").headers["content-type"] == "application/problem+json"
     api = client.get("/api/v1/models/999999")
     assert api.status_code == 404
     assert api.headers["content-type"] == "application/problem+json"
