@@ -16,10 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('release_plan', schema=None) as batch_op:
-        # Existing plans follow no policy until revised.
-        batch_op.add_column(sa.Column('policies', sa.JSON(), nullable=False,
-                                      server_default=sa.text("'[]'")))
+    # Existing plans follow no policy until revised. In place, not a batch copy: copying
+    # release_plan on SQLite would break the foreign keys that point at it.
+    op.add_column('release_plan', sa.Column('policies', sa.JSON(), nullable=False,
+                                            server_default=sa.text("'[]'")))
 
     op.create_table('policy_exemption',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -68,5 +68,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_policy_exemption_plan_id'))
         batch_op.drop_index(batch_op.f('ix_policy_exemption_expires_at'))
     op.drop_table('policy_exemption')
-    with op.batch_alter_table('release_plan', schema=None) as batch_op:
-        batch_op.drop_column('policies')
+    # In place (SQLite >= 3.35 and PostgreSQL): a batch copy of release_plan would break
+    # the foreign keys that point at it.
+    op.execute('ALTER TABLE release_plan DROP COLUMN policies')

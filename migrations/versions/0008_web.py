@@ -43,5 +43,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('login_failure')
     op.drop_table('web_session')
-    with op.batch_alter_table('user', schema=None) as batch_op:
-        batch_op.drop_column('password_hash')
+    # In place, as 0005 does: a batch copy of "user" would break the keys that point at it.
+    op.execute('ALTER TABLE "user" DROP COLUMN password_hash')
