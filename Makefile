@@ -9,15 +9,19 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[ml,test]' --config-settings editable_mode=compat
 	touch $@
 
-.PHONY: setup run test bench
+.PHONY: setup run test bench browser
 setup: $(VENV)/.installed
+
+# Browser tests drive Debian's chromium; Playwright never downloads a browser of its own.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 run: setup
 	$(VENV)/bin/stagegate demo
 	$(VENV)/bin/stagegate serve
 
-test: setup
-	$(VENV)/bin/python -m pytest -n 2
+test: setup browser
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(VENV)/bin/python -m pytest -n 2
 
 bench: setup
 	$(VENV)/bin/python bench/api.py
