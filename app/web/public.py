@@ -186,7 +186,7 @@ def model_card(principal: Principal, lab: str, model: str) -> Response:
 def _run_states(principal: Principal, model_id: int) -> list[dict]:
     with session_scope(write=False) as session:
         rows = session.exec(select(EvalRun).where(
-            EvalRun.model_id == model_id, evals._run_visibility(principal))
+            EvalRun.model_id == model_id, evals.visible_runs(principal))
             .order_by(desc(EvalRun.id)).limit(50)).all()
         # The card shows the latest run per checkpoint and suite; so does the stream.
         latest: dict[tuple[int, str], EvalRun] = {}
