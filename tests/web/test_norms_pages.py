@@ -137,3 +137,32 @@ def test_draft_plan_compliance_is_as_private_as_the_api(client, people):  # noqa
     assert client.get(f"/api/v1/plans/{plan_id}/compliance").status_code == 404
     assert client.get(f"/plans/{plan_id}", headers=HTML).status_code == 404
     assert "Secret draft" not in client.get("/models/lab-a/m", headers=HTML).text
+
+
+def test_lab_form_files_and_revises_the_policies_a_plan_follows(client, people):  # noqa: F811
+    from tests.web.test_forms import file_plan
+
+    assert log_in(client, "a_member").status_code == 303
+    form = client.get("/lab/plans/new", headers=HTML).text
+    assert 'name="policies" value="gpt2-2019"' in form and 'href="/policies/gpt2-2019"' in form
+    r = file_plan(client, policies=["gpt2-2019", "pai-publication-norms"], policies_sent="1")
+    assert r.status_code == 303, r.text
+    location = r.headers["location"].split("?")[0]
+    plan_id = int(location.rsplit("/", 1)[1])
+    api = client.get(f"/api/v1/plans/{plan_id}", headers=people.a_member.headers).json()
+    assert api["policies"] == ["gpt2-2019", "pai-publication-norms"]
+    page = client.get(location, headers=HTML).text
+    assert re.search(r'value="gpt2-2019"\s+checked', page)
+    # An unknown id is refused in the form, and what was typed stays.
+    r = file_plan(client, policies=["no-such-policy"], title="Keep me")
+    assert r.status_code == 422 and "no-such-policy" in r.text and 'value="Keep me"' in r.text
+    # Revising with one box unticked drops that policy.
+    data = {"rows": "2", "version": str(api["version"]), "form": "revise", "title": "T",
+            "summary": "", "policies_sent": "1", "policies": ["gpt2-2019"],
+            "stage-0-name": "124M", "stage-0-access_level": "public_weights",
+            "stage-1-name": "355M", "stage-1-access_level": "partners",
+            "_csrf_token": token_of(page)}
+    r = client.post(location, data=data, headers=HTML, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    api = client.get(f"/api/v1/plans/{plan_id}", headers=people.a_member.headers).json()
+    assert api["policies"] == ["gpt2-2019"]
