@@ -143,7 +143,8 @@ def _api(live, token: str):
     return httpx.Client(base_url=live["url"], headers={"Authorization": f"Bearer {token}"},
                         timeout=30)
 
-XSS_URL = "https://example.org/\"><script>window.__xss=1</script><a href=\""
+# No whitespace (refused on input since app/urls.py): the attribute-breaking payload uses `/`.
+XSS_URL = "https://example.org/\"><img/src/onerror=window.__xss=1><script>window.__xss=1</script>"
 
 
 def _store_corpus(live) -> list[str]:
