@@ -19,9 +19,9 @@ from app.errors import DomainError, Forbidden, Invalid
 from app.http import get
 from app.labs.tables import Lab
 from app.models.tables import AIModel
+from app.norms.service import list_policies
 from app.pagination import PageRequest
 from app.plans import service
-from app.norms.service import list_policies
 from app.plans.schemas import PlanCreate, PlanUpdate
 from app.plans.tables import ACCESS_LEVELS, ARTIFACTS
 from app.plans.transitions import PLAN_MOVES, STAGE_DONE, STAGE_MOVES

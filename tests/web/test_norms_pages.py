@@ -53,7 +53,7 @@ def test_demo_plan_shows_compliance_with_evidence_links(client, demo):
     assert 'data-rule="gpt2-2019/partner-analysis-before-final"' in page
     assert re.search(r'href="/agreements/\d+">agreement \d+', page)  # evidence, as a page
     api = client.get("/api/v1/plans/1/compliance").json()
-    assert f'Judged against <a href="/policies/gpt2-2019">gpt2-2019</a>' in page
+    assert 'Judged against <a href="/policies/gpt2-2019">gpt2-2019</a>' in page
     assert api["verdict"] in page and len(api["stages"]) == page.count('id="compliance-stage-')
     card = client.get("/models/openai/gpt-2", headers=HTML).text
     assert 'id="compliance-1"' in card and 'href="/plans/1#compliance"' in card
@@ -110,7 +110,7 @@ def test_exemption_shows_on_the_next_anonymous_read(client, people):  # noqa: F8
     assert client.get(card_url, headers=HTML).text == card  # served from the page cache
     page = client.get(plan_url, headers=HTML).text
     row = re.search(r'id="compliance-stage-2".*?data-rule="gpt2-2019/months-between-stages">'
-                    r'(.*?)</tr>', page, re.S)
+                    r'(.*?)</tr>', page, re.DOTALL)
     assert 'badge bad">fail' in row.group(1) and "Leave at least 60 days" in row.group(1)
     assert "Fix:" in row.group(1)
     until = (datetime.now(UTC) + timedelta(days=30)).isoformat()
@@ -122,7 +122,7 @@ def test_exemption_shows_on_the_next_anonymous_read(client, people):  # noqa: F8
     assert "gpt2-2019/months-between-stages: fail" not in card
     page = client.get(plan_url, headers=HTML).text
     row = re.search(r'id="compliance-stage-2".*?data-rule="gpt2-2019/months-between-stages">'
-                    r'(.*?)</tr>', page, re.S)
+                    r'(.*?)</tr>', page, re.DOTALL)
     assert "exempt" in row.group(1) and "a security fix that cannot wait" in row.group(1)
     assert 'id="exemptions"' in page and "granted by coord" in page
     assert "exemption granted: a security fix that cannot wait" in page  # the history
