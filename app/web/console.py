@@ -37,6 +37,11 @@ def problem_of(exc: DomainError) -> dict:
 
 
 def _violation_text(v) -> str:
+    if isinstance(v, dict) and v.get("policy") and v.get("rule"):
+        # A policy verdict (app.norms): which rule, what was found, the lab's words, the fix.
+        text = f"{v['policy']}/{v['rule']} ({v.get('verdict')}): {v.get('detail', '')}. " \
+               f"{(v.get('message') or '').strip()}"
+        return f"{text} Fix: {v['fix']}." if v.get("fix") else text
     if isinstance(v, dict):
         head = v.get("check") or v.get("rule") or v.get("code") or ""
         text = v.get("message") or v.get("detail") or v.get("reason") or ""

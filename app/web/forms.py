@@ -19,6 +19,7 @@ from app.errors import DomainError, Forbidden, Invalid
 from app.http import get
 from app.labs.tables import Lab
 from app.models.tables import AIModel
+from app.norms.service import list_policies
 from app.pagination import PageRequest
 from app.plans import service
 from app.plans.schemas import PlanCreate, PlanUpdate
@@ -112,6 +113,7 @@ def _models_for(principal: Principal) -> list[dict]:
 
 def _form_context(principal: Principal, **extra) -> dict:
     return {"me": principal, "access_levels": ACCESS_LEVELS, "artifact_choices": ARTIFACTS,
+            "policy_choices": list_policies(),
             "error": None, "done": None, "plan": None, "moves": [], "stage_moves": {},
             "typed": {}, **extra}
 
@@ -134,7 +136,7 @@ def new_plan_form(principal: Principal, model: str | None = None) -> Template:
     _require_lab_user(principal)
     models = _models_for(principal)
     rows = [_blank_row() for _ in range(2 + BLANK_ROWS)]
-    values = {"model": model or "", "title": "", "summary": "", "file": ""}
+    values = {"model": model or "", "title": "", "summary": "", "file": "", "policies": []}
     return page("forms/plan.html", **_form_context(principal, models=models, rows=rows,
                                                    values=values))
 
@@ -145,13 +147,14 @@ async def file_plan_form(request: Request, principal: Principal) -> Response:
     form = await request.form()
     rows = _rows_from_form(form)
     values = {k: str(form.get(k, "")) for k in ("model", "title", "summary", "file")}
+    values["policies"] = _policies(form)
     stages, origin = _stage_payload(rows)
 
     def run():
         with session_scope() as session:
             data = PlanCreate(model=values["model"], title=values["title"],
                               summary=values["summary"], stages=stages,
-                              file=bool(values["file"]))
+                              policies=values["policies"], file=bool(values["file"]))
             return service.file_plan(session, principal, data).id
 
     try:
@@ -180,7 +183,8 @@ def _plan_context(principal: Principal, plan_id: int, rows: list[dict] | None = 
     return _form_context(
         principal, plan=plan, models=[],
         rows=rows if rows is not None else current + [_blank_row() for _ in range(BLANK_ROWS)],
-        values=values or {"model": plan.model, "title": plan.title, "summary": plan.summary},
+        values=values or {"model": plan.model, "title": plan.title, "summary": plan.summary,
+                          "policies": list(plan.policies)},
         moves=list(PLAN_MOVES.get(plan.status, ())),
         stage_moves={s.position: list(STAGE_MOVES.get(s.status, ())) for s in plan.stages},
         locked=STAGE_DONE)
@@ -201,6 +205,8 @@ async def _plan_action(request: Request, principal: Principal, plan_id: int, act
     rows = _rows_from_form(form) if "rows" in form else None
     values = {k: str(form.get(k, "")) for k in ("title", "summary")} if rows is not None \
         else None
+    if values is not None:
+        values["policies"] = _policies(form)
     stages, origin = _stage_payload(rows or [])
     try:
         message = await anyio.to_thread.run_sync(action, form, stages)
@@ -216,6 +222,10 @@ async def _plan_action(request: Request, principal: Principal, plan_id: int, act
     return Redirect(f"/lab/plans/{plan_id}?{urlencode({'done': message})}", status_code=303)
 
 
+def _policies(form) -> list[str]:
+    return [str(p) for p in form.getall("policies", [])]
+
+
 def _version(form) -> int | None:
     raw = str(form.get("version", "")).strip()
     return int(raw) if raw.isdigit() else None
@@ -225,8 +235,10 @@ def _version(form) -> int | None:
 async def revise_plan_form(request: Request, principal: Principal, plan_id: int) -> Response:
     def run(form, stages):
         with session_scope() as session:
+            # Unticking every policy is a choice too; a form without the fieldset keeps them.
+            sent = {"policies": _policies(form)} if form.get("policies_sent") else {}
             data = PlanUpdate(version=_version(form), title=str(form.get("title", "")),
-                              summary=str(form.get("summary", "")), stages=stages)
+                              summary=str(form.get("summary", "")), stages=stages, **sent)
             service.revise_plan(session, principal, plan_id, data)
         return "Plan revised."
     return await _plan_action(request, principal, plan_id, run)

@@ -84,6 +84,11 @@ def make_environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(date=_date, params=_params, num=_num, safe_url=_safe_url,
                        atomdate=_atomdate)
+    from app.web import norms_words as words  # policies in plain words
+
+    env.filters.update(rule_sentence=words.rule_sentence, applies=words.applies_sentence,
+                       action_words=words.action_words, evidence_href=words.evidence_href,
+                       evidence_label=words.evidence_label, shown=words.shown)
     return env
 
 

@@ -23,6 +23,7 @@ from app.incidents.search import SearchParams, search_incidents
 from app.labs.service import get_lab
 from app.models.service import find_model, list_models, read_model
 from app.models.tables import CARD_SECTIONS
+from app.norms import service as norms
 from app.pagination import PageRequest
 from app.plans.service import list_plans, read_plan
 from app.web import charts
@@ -160,10 +161,12 @@ def card_context(session, principal: Principal, lab: str, model_slug: str) -> di
     agreements = [a for a in read_agreements(session, principal, agreements)
                   if ref in a.scope.models]
     runs = [{**run, "checkpoint": c["name"]} for c in live["checkpoints"] for run in c["runs"]]
+    reads = [read_plan(session, p) for p in plans]
     return {
         "model": read, "ref": ref, "sections": [(s, read.card_html.get(s, "")) for s in
                                                 CARD_SECTIONS if read.card_html.get(s)],
-        "live": live, "plans": [read_plan(session, p) for p in plans],
+        "live": live, "plans": reads,
+        "compliance": {p.id: norms.plan_compliance(session, principal, p.id) for p in reads},
         "eval_rows": [(c, _eval_rows(c)) for c in live["checkpoints"]],
         "model_reported": live["reported"], "charts": charts.metric_charts(live["checkpoints"]),
         "transfer": _transfer(live["checkpoints"]), "bias": _bias(live["checkpoints"]),
@@ -183,7 +186,7 @@ def model_card(principal: Principal, lab: str, model: str) -> Response:
 def _run_states(principal: Principal, model_id: int) -> list[dict]:
     with session_scope(write=False) as session:
         rows = session.exec(select(EvalRun).where(
-            EvalRun.model_id == model_id, evals._run_visibility(principal))
+            EvalRun.model_id == model_id, evals.visible_runs(principal))
             .order_by(desc(EvalRun.id)).limit(50)).all()
         # The card shows the latest run per checkpoint and suite; so does the stream.
         latest: dict[tuple[int, str], EvalRun] = {}

@@ -1,15 +1,20 @@
-"""Public pages for release plans (timeline, revisions, side-by-side diff), agreements and
-policies."""
+"""Public pages for release plans (timeline, revisions, side-by-side diff, compliance),
+agreements and policies (rules in plain words), all through the domain services."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from litestar import Response
 from litestar.response import Template
 
 from app.agreements.service import get_agreement, read_agreement
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.errors import Invalid, NotFound
-from app.http import PUBLIC, get
+from app.http import PUBLIC, SECURITY_HEADERS, get
+from app.norms import service as norms
+from app.norms.loader import load_policies
 from app.plans import service as plans
 from app.web.pages import page
 
@@ -31,7 +36,10 @@ def plan_page(principal: Principal, plan_id: int, a: int | None = None,
                     raise Invalid(f"plan {plan_id} has no revision {value}", field=field)
             diff = {"a": a, "b": b,
                     "changes": plans.diff_revisions(session, principal, plan_id, a, b)}
-        return page("plan.html", plan=plan, revisions=revisions, diff=diff)
+        return page("plan.html", plan=plan, revisions=revisions, diff=diff,
+                    compliance=norms.plan_compliance(session, principal, plan_id),
+                    exemptions=norms.list_exemptions(session, principal, plan_id),
+                    history=norms.compliance_history(session, principal, plan_id))
 
 
 @get("/agreements/{agreement_id:int}", opt=PUBLIC, name="agreement")
@@ -42,36 +50,26 @@ def agreement_page(principal: Principal, agreement_id: int) -> Template:
         return page("agreement.html", agreement=agreement)
 
 
-def loaded_policies() -> list | None:
-    """Policies from app.norms when that part is installed; None when it is not."""
-    try:
-        from app import norms
-    except ImportError:
-        return None
-    for name in ("load_policies", "list_policies", "all_policies", "policies"):
-        found = getattr(norms, name, None)
-        if callable(found):
-            items = found()
-            return list(items.values() if isinstance(items, dict) else items)
-    return None
-
-
-def _field(obj, name: str, default=None):
-    return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
-
-
 @get("/policies", opt=PUBLIC, name="policies")
 def policies_page() -> Template:
-    return page("policies.html", policies=loaded_policies(), field=_field)
+    return page("policies.html", policies=norms.list_policies())
 
 
 @get("/policies/{policy_id:str}", opt=PUBLIC, name="policy")
 def policy_page(policy_id: str) -> Template:
-    for policy in loaded_policies() or []:
-        if str(_field(policy, "id")) == policy_id:
-            return page("policy.html", policy=policy, field=_field)
-    raise NotFound(f"no policy {policy_id!r}", field="policy_id")
+    return page("policy.html", policy=norms.get_policy(policy_id))
+
+
+@get("/policies/{policy_id:str}/examples/{name:str}", opt=PUBLIC, name="policy_example")
+def policy_example(policy_id: str, name: str) -> Response:
+    """An example plan file, as text: only names the policy lists (no paths from the URL)."""
+    policy = norms.get_policy(policy_id)
+    if name not in policy.examples:
+        raise NotFound(f"policy {policy_id!r} has no example {name!r}", field="name")
+    path = Path(load_policies()[policy_id].path).parent / "examples" / name
+    return Response(path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8",
+                    headers=SECURITY_HEADERS)
 
 
 def plan_handlers() -> list:
-    return [plan_page, agreement_page, policies_page, policy_page]
+    return [plan_page, agreement_page, policies_page, policy_page, policy_example]

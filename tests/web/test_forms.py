@@ -7,9 +7,6 @@ import re
 
 import pytest
 
-from app.errors import PolicyViolation
-from app.web.console import problem_of
-from app.web.pages import ENV
 from tests.web.test_console_auth import HTML, log_in, people, token_of  # noqa: F401
 
 STAGE_1 = {"stage-0-name": "124M", "stage-0-parameter_count": "124000000",
@@ -136,14 +133,3 @@ def test_coordinator_may_use_lab_forms_for_any_lab(client, people):  # noqa: F81
     assert log_in(client, "coord").status_code == 303
     new = client.get("/lab/plans/new", headers=HTML)
     assert new.status_code == 200 and "lab-a/m" in new.text and "lab-b/m" in new.text
-
-
-def test_policy_violations_are_listed_in_the_form():
-    """A policy's 409 (PolicyViolation with `violations` in its extra) renders each one."""
-    exc = PolicyViolation("stage 2 may not be released yet", field="to", violations=[
-        {"check": "staged_release_interval", "message": "at least 60 days after stage 1"},
-        {"check": "model_card_required", "message": "the final stage ships a model card"}])
-    html = ENV.get_template("console/_errors.html").render(error=problem_of(exc))
-    assert "Policy violation" in html and "stage 2 may not be released yet" in html
-    assert "staged_release_interval: at least 60 days after stage 1" in html
-    assert "model_card_required: the final stage ships a model card" in html

@@ -156,15 +156,6 @@ def test_feeds_are_atom_with_escaped_public_entries(client, demo):
     assert link.startswith("http") and "/plans/1" in link
 
 
-def test_policies_page_says_when_none_are_loaded(client, demo):
-    from app.web.public_plans import loaded_policies
-
-    text = client.get("/policies").text
-    if loaded_policies() is None:
-        assert "No policies are loaded" in text
-        assert client.get("/policies/anything").status_code == 404
-
-
 def test_chart_stylesheet_matches_what_pygal_would_inline():
     assert (ROOT / "static" / "charts.css").read_text() == stylesheet()
 
