@@ -38,6 +38,9 @@ def _sqlite_begin(conn) -> None:
 
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
+    # Every process that talks to the database maps every table (the CLI imports lazily),
+    # so a flush can always order rows by their foreign keys.
+    import app.tables  # noqa: F401
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

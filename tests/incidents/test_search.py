@@ -294,7 +294,7 @@ def test_text_cannot_carry_the_match_markers(client, world):
             "severity": "low"}
     for field, body in (("title", {**base, "title": "\ue000win\ue001"}),
                         ("summary", {**base, "summary": "x\ue000"}),
-                        ("reports.0.text", {**base, "reports": [{"text": "\ue001"}]})):
+                        ("reports[0].text", {**base, "reports": [{"text": "\ue001"}]})):
         r = client.post(URL, json=body, headers=world.a_member.headers)
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["field"] == field

@@ -160,7 +160,7 @@ def _store_corpus(live) -> list[str]:
     r = coord.post("/api/v1/labs", json={"slug": "xss-lab", "name": one, "url": XSS_URL})
     assert r.status_code == 201, r.text
     r = coord.post("/api/v1/models", json={
-        "lab": "tinyscale", "slug": "xss-model", "name": one, "licence": one[:100],
+        "lab": "tinyscale", "slug": "xss-model", "name": one, "licence": "other",
         "architecture": XSS[0][:100], "languages": [one],
         **{k: payload for k in ("model_details", "intended_use", "factors", "metrics",
                                 "evaluation_data", "training_data", "quantitative_analyses",
