@@ -185,11 +185,15 @@ class StrictRequest(Request):
 
 
 async def input_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """Path and query text with NUL characters is refused before any handler sees it."""
+    """Path and query text with NUL characters is refused before any handler sees it, and
+    so is a path id past 64 bits, on every route (a handler that forgets `Id` included)."""
     for source in (connection.path_params, connection.query_params):
         for key, value in source.items():
             if isinstance(value, str) and "\x00" in value:
                 _refuse_nul(key)
+    for key, value in connection.path_params.items():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise Invalid(f"must be an id from 1 to {MAX_ID}", field=key)
 
 
 def repair_options(app: litestar.Litestar) -> None:

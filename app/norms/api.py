@@ -6,6 +6,7 @@ from litestar import Controller
 
 from app.auth.principal import Principal
 from app.db import session_scope
+from app.ids import Id
 from app.http import PUBLIC, get, post
 from app.norms import service
 from app.norms.schemas import (
@@ -44,30 +45,30 @@ class ComplianceController(Controller):
     tags = ["policies"]  # noqa: RUF012
 
     @get("/compliance", opt=PUBLIC)
-    def compliance(self, plan_id: int, principal: Principal) -> ComplianceRead:
+    def compliance(self, plan_id: Id, principal: Principal) -> ComplianceRead:
         with session_scope(write=False) as session:
             return service.plan_compliance(session, principal, plan_id)
 
     @get("/compliance/history", opt=PUBLIC)
-    def history(self, plan_id: int, principal: Principal) -> list[dict]:
+    def history(self, plan_id: Id, principal: Principal) -> list[dict]:
         with session_scope(write=False) as session:
             return service.compliance_history(session, principal, plan_id)
 
     @get("/exemptions", opt=PUBLIC)
-    def list_exemptions(self, plan_id: int, principal: Principal) -> list[ExemptionRead]:
+    def list_exemptions(self, plan_id: Id, principal: Principal) -> list[ExemptionRead]:
         with session_scope(write=False) as session:
             return [ExemptionRead.model_validate(e)
                     for e in service.list_exemptions(session, principal, plan_id)]
 
     @post("/exemptions")
-    def grant_exemption(self, plan_id: int, data: ExemptionCreate,
+    def grant_exemption(self, plan_id: Id, data: ExemptionCreate,
                         principal: Principal) -> ExemptionRead:
         with session_scope() as session:
             return ExemptionRead.model_validate(
                 service.grant_exemption(session, principal, plan_id, data))
 
     @post("/exemptions/{exemption_id:int}/revoke", status_code=200)
-    def revoke_exemption(self, plan_id: int, exemption_id: int,
+    def revoke_exemption(self, plan_id: Id, exemption_id: Id,
                          principal: Principal) -> ExemptionRead:
         with session_scope() as session:
             return ExemptionRead.model_validate(
