@@ -34,12 +34,12 @@ def test_pathological_section_renders_fast_and_model_list_stays_fast(client, wor
     for _ in range(5):
         started = time.perf_counter()
         listing = client.get("/api/v1/models")
+        one = client.get(f"/api/v1/models/{r.json()['id']}")
         reads.append(time.perf_counter() - started)
-        assert listing.status_code == 200
+        assert listing.status_code == 200 and one.status_code == 200
     # A read that rendered the section would cost at least one render.
     assert statistics.median(reads) < one_render / 2, (reads, one_render)
-    card = next(m for m in listing.json()["items"] if m["slug"] == "card")
-    assert card["card_html"]["metrics"] == r.json()["card_html"]["metrics"]
+    assert one.json()["card_html"]["metrics"] == r.json()["card_html"]["metrics"]
 
 
 def test_too_costly_markdown_is_refused_naming_the_field(client, world):

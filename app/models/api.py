@@ -9,7 +9,7 @@ from app.db import session_scope
 from app.http import PUBLIC, expected_version, get, patch, post, with_etag
 from app.ids import Id
 from app.models import service
-from app.models.schemas import ModelCreate, ModelRead, ModelUpdate
+from app.models.schemas import ModelCreate, ModelRead, ModelSummary, ModelUpdate
 from app.pagination import Page, PageRequest
 
 
@@ -19,10 +19,13 @@ class ModelController(Controller):
 
     @get("/", opt=PUBLIC)
     def list_models(self, principal: Principal, page: PageRequest,
-                    lab: str | None = None) -> Page[ModelRead]:
+                    lab: str | None = None) -> Page[ModelSummary]:
+        """Summaries (no card prose); the full model is `GET /api/v1/models/{id}`."""
         with session_scope(write=False) as session:
             rows, cursor = service.list_models(session, principal, page, lab=lab)
-            return Page(items=service.read_models(session, rows), next_cursor=cursor)
+            return Page(items=[ModelSummary.model_validate(m)
+                               for m in service.read_models(session, rows)],
+                        next_cursor=cursor)
 
     @post("/")
     def create_model(self, data: ModelCreate, principal: Principal) -> Response[ModelRead]:

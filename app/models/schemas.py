@@ -87,6 +87,29 @@ class ModelUpdate(BaseModel):
     card: dict | None = None
 
 
+class ModelSummary(BaseModel):
+    """A model as lists show it: identity and card metadata, not the card's prose. A page
+    of 50 full cards with their rendered HTML is over half a megabyte; the prose is one
+    `GET /api/v1/models/{id}` away."""
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    id: int
+    lab: str
+    slug: str
+    name: str
+    public: bool
+    version: int
+    licence: str | None = None
+    architecture: str | None = None
+    parameter_count: int | None = None
+    languages: list[str] = Field(default_factory=list)
+    library_name: str | None = None
+    pipeline_tag: str | None = None
+    base_model: list[str] = Field(default_factory=list)
+    datasets: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
 class ModelRead(CardFields):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
     id: int
