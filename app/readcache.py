@@ -19,6 +19,7 @@ An entry is stored only if the token did not move while it was computed.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 import sqlite3
@@ -102,6 +103,62 @@ class Answer:
     status: int
     headers: list
     body: bytes
+    # The same answer gzip-compressed, once, when it is worth it: most HTTP clients
+    # (browsers, curl --compressed, requests, httpx) accept gzip, and the big public
+    # answers (cards, pages of results, the incidents export) shrink 5-10x.
+    gzip_headers: list | None = None
+    gzip_body: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzip_body or b"")
+
+
+GZIP_MIN_BYTES = 1024
+_COMPRESSIBLE = (b"application/json", b"text/", b"application/problem+json")
+
+
+def with_gzip(answer: Answer) -> Answer:
+    """The answer with its gzip variant. Both say `Vary: Accept-Encoding`; the gzip one
+    carries the ETag weakened (W/), as a weak validator may be shared by encodings of
+    the same content, so If-None-Match from either still matches (RFC 9110 8.8.1)."""
+    headers = vary_on_encoding(answer.headers)
+    kind = next((v for n, v in answer.headers if n.lower() == b"content-type"), b"")
+    if len(answer.body) < GZIP_MIN_BYTES or not kind.startswith(_COMPRESSIBLE):
+        return Answer(answer.status, headers, answer.body)
+    packed = gzip.compress(answer.body, compresslevel=5, mtime=0)
+    if len(packed) >= len(answer.body):
+        return Answer(answer.status, headers, answer.body)
+    zipped = [(n, _weak(v) if n.lower() == b"etag" else v) for n, v in headers
+              if n.lower() != b"content-length"]
+    zipped += [(b"content-encoding", b"gzip"), (b"content-length", str(len(packed)).encode())]
+    return Answer(answer.status, headers, answer.body, zipped, packed)
+
+
+def vary_on_encoding(headers: list) -> list:
+    if any(n.lower() == b"vary" and b"accept-encoding" in v.lower() for n, v in headers):
+        return headers
+    return [*headers, (b"vary", b"Accept-Encoding")]
+
+
+def _weak(etag: bytes) -> bytes:
+    return etag if etag.startswith(b"W/") else b"W/" + etag
+
+
+def accepts_gzip(headers) -> bool:
+    """True if Accept-Encoding lists gzip (or *) with a q-value above 0."""
+    for name, value in headers:
+        if name != b"accept-encoding":
+            continue
+        for part in value.decode("latin-1").lower().split(","):
+            coding, _, params = part.strip().partition(";")
+            q = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
+            if coding.strip() in ("gzip", "*"):
+                try:
+                    return float(q) > 0
+                except ValueError:
+                    return False
+    return False
 
 
 def clock_horizon(engine: Engine, now: datetime) -> datetime | None:
@@ -219,12 +276,12 @@ class ReadCache:
             if token != (self._seen, self._generation):
                 return False
             old = self._entries.pop(key, None)
-            self._bytes -= len(old.body) if old else 0
+            self._bytes -= old.size if old else 0
             self._entries[key] = answer
-            self._bytes += len(answer.body)
+            self._bytes += answer.size
             while self._bytes > MAX_TOTAL_BYTES and self._entries:
                 _, dropped = self._entries.popitem(last=False)
-                self._bytes -= len(dropped.body)
+                self._bytes -= dropped.size
             return True
 
 
@@ -247,7 +304,9 @@ async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: t
         if message["type"] == "http.response.start":
             # A copy: the before_send hook adds per-request headers (X-Request-ID) to the
             # message in place; those must be added afresh on every replay, not stored.
-            start.update(message, headers=list(message.get("headers", [])))
+            # Vary already on a miss: the hits that follow may be gzip-encoded.
+            message["headers"] = vary_on_encoding(list(message.get("headers", [])))
+            start.update(message, headers=list(message["headers"]))
         elif message["type"] == "http.response.body" and size <= MAX_ENTRY_BYTES:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
@@ -260,7 +319,9 @@ async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: t
         body = b"".join(chunks)
         headers = [(n, v) for n, v in start["headers"] if n.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
-        cache.put(key, Answer(start["status"], headers, body), token)
+        # Compressing a big answer takes a while: off the event loop.
+        answer = await anyio.to_thread.run_sync(with_gzip, Answer(start["status"], headers, body))
+        cache.put(key, answer, token)
 
 
 def read_cache_middleware(app):
@@ -298,9 +359,12 @@ def read_cache_middleware(app):
         while True:
             answer = cache.get(key, token)
             if answer is not None:
+                zipped = answer.gzip_body is not None and accepts_gzip(scope["headers"])
+                headers = answer.gzip_headers if zipped else answer.headers
                 await send({"type": "http.response.start", "status": answer.status,
-                            "headers": list(answer.headers)})  # hooks edit it in place
-                await send({"type": "http.response.body", "body": answer.body})
+                            "headers": list(headers)})  # hooks edit it in place
+                await send({"type": "http.response.body",
+                            "body": answer.gzip_body if zipped else answer.body})
                 return
             # One computation per key at a time: after a write, a burst of identical reads
             # would otherwise all miss at once and queue behind each other.

@@ -199,3 +199,54 @@ def test_every_table_moves_the_postgresql_change_counter(settings, backend):
 
     with get_engine().connect() as conn:
         assert untracked_pg_tables(conn) == []
+
+
+def test_gzip_variant_is_the_same_answer_and_changes_with_writes(client, world):
+    """Clients that accept gzip get the cached answer compressed, byte-identical once
+    decoded, with Vary and a weak ETag; a write changes the compressed read too."""
+    import gzip as gz
+
+    raw = {"Accept-Encoding": "identity"}
+    zip_ = {"Accept-Encoding": "br;q=0.5, gzip"}
+    model = f"/api/v1/models/{world.model_a}"
+    r = client.post(f"{model}/reported-results",
+                    json={"format": "lm-eval-harness", "content": LM_EVAL},
+                    headers=world.a_member.headers)
+    assert r.status_code == 201, r.text
+    zipped = set()
+    for path in ("/api/v1/models", f"{model}/card", f"{model}/card.md", model):
+        plain = client.get(path, headers=raw)
+        assert plain.status_code == 200 and "content-encoding" not in plain.headers
+        assert "accept-encoding" in plain.headers["vary"].lower()  # even on the miss
+        hit = client.get(path, headers=zip_)
+        assert hit.content == plain.content  # httpx decodes gzip
+        assert "accept-encoding" in hit.headers["vary"].lower()
+        if len(plain.content) < 1024:
+            assert "content-encoding" not in hit.headers
+            continue
+        zipped.add(path)
+        assert hit.headers["content-encoding"] == "gzip", path
+        assert int(hit.headers["content-length"]) < len(plain.content)
+        if "etag" in plain.headers:
+            assert hit.headers["etag"] == "W/" + plain.headers["etag"].removeprefix("W/")
+            again = client.get(path, headers={"If-None-Match": hit.headers["etag"]})
+            assert again.status_code == 304
+        refused = client.get(path, headers={"Accept-Encoding": "gzip;q=0"})
+        assert "content-encoding" not in refused.headers  # q=0 refuses gzip
+    assert f"{model}/card" in zipped
+
+    def wire(path):  # the bytes as sent, before httpx decodes them
+        with client.stream("GET", path, headers=zip_) as r:
+            return r.headers.get("content-encoding"), b"".join(r.iter_raw())
+
+    encoding, packed = wire(f"{model}/card")
+    assert encoding == "gzip"
+    assert gz.decompress(packed) == client.get(f"{model}/card", headers=raw).content
+    r = client.patch(model, json={"version": client.get(model).json()["version"],
+                                  "name": "Renamed for the gzip test"},
+                     headers=world.a_member.headers)
+    assert r.status_code == 200, r.text
+    first = client.get(f"{model}/card", headers=zip_)  # the miss is computed, sent as is
+    assert b"Renamed for the gzip test" in first.content
+    encoding, after = wire(f"{model}/card")
+    assert encoding == "gzip" and b"Renamed for the gzip test" in gz.decompress(after)
