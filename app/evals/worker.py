@@ -347,28 +347,26 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
     return done
 
 
-def _yield_to_the_web_server() -> None:
-    """In-process evaluations share the machine with the web server (issue 10): at nice 10
-    (Linux nice is per thread and inherited by the torch threads this thread starts) and
-    with fewer torch threads than cores, so public reads keep a core and their latency."""
+def limit_torch_threads() -> None:
+    """Leave the web server a core: torch gets one thread fewer than there are cores."""
     global _INPROCESS_THREADS
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):  # not Linux, or not permitted: threads still capped
-        pass
     _INPROCESS_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
 
-def _inprocess_worker(settings: Settings, stop_event: threading.Event) -> None:
-    if settings.worker_yield:
-        _yield_to_the_web_server()
+def _full_speed_worker(settings: Settings, stop_event: threading.Event) -> None:
     run_worker(settings, stop_event=stop_event)
 
 
 def start_inprocess_worker(settings: Settings):
-    """Run the worker in a daemon thread of this process; returns stop()."""
+    """The embedded worker; returns stop(). By default a child process at lower priority
+    (app/evals/embedded.py); with STAGEGATE_WORKER_YIELD=0 a thread of this process at
+    full speed (one process, every core; public reads slow down while it runs)."""
+    if settings.worker_yield:
+        from app.evals import embedded
+
+        return embedded.start(settings)
     stop_event = threading.Event()
-    thread = threading.Thread(target=_inprocess_worker, args=(settings, stop_event),
+    thread = threading.Thread(target=_full_speed_worker, args=(settings, stop_event),
                               daemon=True, name="stagegate-worker")
     thread.start()
 
