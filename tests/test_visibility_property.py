@@ -160,7 +160,7 @@ def test_hidden_objects_change_no_byte_for_outsiders(backend, templates, tmp_pat
                                                      spec, hidden):
     note(f"visible world: {spec}; hidden objects: {hidden}")
     with fresh_database(backend, templates, tmp_path_factory) as configured:
-        b = Builder(LABS)
+        b = Builder(LABS, policies=["gpt2-2019"])
         build_visible(b, spec)
         top = max_ids()
         ids = {param: range(1, top[param] + MARGIN.get(param, DEFAULT_MARGIN) + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 from datetime import UTC, date, datetime, timedelta
 
@@ -56,7 +57,10 @@ def add_user(s, name: str, lab: str | None, role: str | None = "lab_member",
 class Builder:
     """Makes objects through the services as the right people; remembers ids."""
 
-    def __init__(self, labs: list[str]) -> None:
+    def __init__(self, labs: list[str], policies: list[str] | None = None) -> None:
+        # Policies every plan declares: its verdicts read evaluations, agreements and
+        # incidents, so hidden ones of those would show through a verdict if they could.
+        self.policies = policies or []
         self.members: dict[str, Actor] = {}
         self.admins: dict[str, Actor] = {}
         with session_scope() as s:
@@ -89,7 +93,8 @@ class Builder:
         with session_scope() as s:
             plan = file_plan(s, who, PlanCreate(model=f"{lab}/{model}", title=f"{lifecycle} plan",
                                                 summary="Confidential *until filed*.",
-                                                stages=FOUR_STAGES, file=filed))
+                                                stages=FOUR_STAGES, file=filed,
+                                                policies=self.policies))
             plan_id, version = plan.id, plan.version
         with session_scope() as s:
             if lifecycle == "revised_draft":
@@ -161,10 +166,6 @@ class Builder:
 NOT_WALKED = {
     "/api/v1/incidents/search",  # the search helper's byte-identical test covers it
     "/healthz", "/api/v1/tokens", "/api/v1/me",  # about the caller only
-    # A verdict is judged from all evidence on purpose (an embargoed incident must still
-    # block a release) and carries the clock (`as_of`); it names no hidden object, which
-    # tests/norms checks. Deserves its own review: counts of hidden evidence.
-    "/api/v1/plans/{plan_id:int}/compliance", "/api/v1/plans/{plan_id:int}/compliance/history",
 }
 # HTML pages and feeds render the same service calls as the API routes walked here (their
 # own leak tests are in tests/web); policies are files shipped with the code, not data.
@@ -242,6 +243,8 @@ def answers(client, urls: list[str], headers: dict) -> dict[str, tuple]:
     for url in urls:
         r = client.get(url, headers=headers)
         assert r.status_code < 500, (url, r.status_code, r.text)
-        out[url] = (r.status_code, r.headers.get("content-type"), r.headers.get("etag"),
-                    r.content)
+        body = r.content
+        if url.endswith("/compliance"):  # a verdict states when it was judged: the clock
+            body = re.sub(rb'"as_of":"[^"]*"', b'"as_of":""', body)
+        out[url] = (r.status_code, r.headers.get("content-type"), r.headers.get("etag"), body)
     return out

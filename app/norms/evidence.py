@@ -67,13 +67,22 @@ def _aware(at: datetime | None) -> datetime | None:
 def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
                principal: Principal = SYSTEM, as_of: datetime | None = None,
                stages: list[Stage] | None = None) -> PlanFacts:
+    """The evidence `principal` may see, and nothing else: a verdict shown to a reader is
+    judged on what that reader can see (an embargoed incident, a partners-only result or
+    a confidential agreement must not show through a verdict, a count or a date). The
+    gate judges with SYSTEM, on everything."""
+    from app.agreements.service import visible_agreements
+    from app.checkpoints.service import checkpoint_visibility
+    from app.evals.service import visible_results, visible_runs
+
     checks, suites = _needs(policies)
     if stages is None:
         stages = list(session.exec(select(Stage).where(Stage.plan_id == plan.id)
                                    .order_by(Stage.position)))
     refs = {s.checkpoint_ref for s in stages if s.checkpoint_ref}
     ckpts = dict(session.exec(select(Checkpoint.name, Checkpoint.id).where(
-        Checkpoint.model_id == plan.model_id, Checkpoint.name.in_(refs))).all()) if refs else {}
+        Checkpoint.model_id == plan.model_id, Checkpoint.name.in_(refs),
+        checkpoint_visibility(principal))).all()) if refs else {}
     facts = PlanFacts(
         plan_id=plan.id, model=plan.model_id, title=plan.title, policies=list(plan.policies),
         as_of=as_of or utcnow(), suite_versions=suite_versions(),
@@ -87,15 +96,16 @@ def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
         rows = session.exec(select(
             EvalResult.id, EvalResult.suite_id, EvalResult.suite_version, EvalResult.source,
             EvalResult.created_at, EvalResult.metrics, EvalResult.checkpoint_id).where(
-            EvalResult.model_id == plan.model_id, EvalResult.suite_id.in_(suites)))
+            EvalResult.model_id == plan.model_id, EvalResult.suite_id.in_(suites),
+            visible_results(principal)))
         facts.results = [ResultFacts(i, s, v, src, _aware(at), m or {}, c)
                          for i, s, v, src, at, m, c in rows]
         facts.runs = [RunFacts(i, s, c) for i, s, c in session.exec(select(
             EvalRun.id, EvalRun.suite_id, EvalRun.checkpoint_id).where(
             EvalRun.model_id == plan.model_id, EvalRun.status.in_(ACTIVE),
-            EvalRun.suite_id.in_(suites)))]
+            EvalRun.suite_id.in_(suites), visible_runs(principal)))]
     if "partner_agreement" in checks:
-        facts.agreements = _agreements(session, plan, facts)
+        facts.agreements = _agreements(session, plan, facts, visible_agreements(principal))
     if "no_open_incidents" in checks:
         facts.incidents = _incidents(session, plan, principal)
     if "model_card_complete" in checks:
@@ -109,13 +119,16 @@ def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
     return facts
 
 
-def _agreements(session: Session, plan: ReleasePlan, facts: PlanFacts) -> list[AgreementFacts]:
+def _agreements(session: Session, plan: ReleasePlan, facts: PlanFacts,
+                visible) -> list[AgreementFacts]:
     stage_ids = [s.id for s in facts.stages]
     ckpt_ids = [s.checkpoint_id for s in facts.stages if s.checkpoint_id]
     clauses = [AgreementScope.model_id == plan.model_id, AgreementScope.stage_id.in_(stage_ids)]
     if ckpt_ids:
         clauses.append(AgreementScope.checkpoint_id.in_(ckpt_ids))
-    scopes = session.exec(select(AgreementScope).where(or_(*clauses))).all()
+    scopes = session.exec(select(AgreementScope).join(
+        DisclosureAgreement, DisclosureAgreement.id == AgreementScope.agreement_id)
+        .where(or_(*clauses), visible)).all()
     if not scopes:
         return []
     ids = {s.agreement_id for s in scopes}
@@ -142,13 +155,35 @@ def _incidents(session: Session, plan: ReleasePlan, principal: Principal):
 
     rows = session.exec(select(Incident.id, Incident.title, Incident.severity, Incident.status)
                         .join(IncidentModel, IncidentModel.incident_id == Incident.id)
-                        .where(IncidentModel.model_id == plan.model_id)).all()
-    if not rows:
-        return []
-    # The verdict counts every incident; only the ones the reader may see are named.
-    seen = set(session.exec(select(Incident.id).where(
-        Incident.id.in_([r[0] for r in rows]), visible_incidents(principal))).all())
-    return [IncidentFacts(i, t, sev, st, i in seen) for i, t, sev, st in rows]
+                        .where(IncidentModel.model_id == plan.model_id,
+                               visible_incidents(principal))).all()
+    return [IncidentFacts(i, t, sev, st) for i, t, sev, st in rows]
+
+
+def next_disclosure(session: Session, plan: ReleasePlan) -> datetime | None:
+    """When evidence of this plan hidden from the public may next become public by the
+    clock alone (an incident's embargo ends, an agreement's confidentiality ends), so the
+    announced (public) verdicts are re-judged then."""
+    from sqlalchemy import func
+
+    now = utcnow()
+    found = [
+        session.exec(select(func.min(Incident.embargo_until))
+                     .join(IncidentModel, IncidentModel.incident_id == Incident.id)
+                     .where(IncidentModel.model_id == plan.model_id,
+                            Incident.embargo_until > now)).one(),
+        session.exec(select(func.min(DisclosureAgreement.confidential_until))
+                     .join(AgreementScope,
+                           AgreementScope.agreement_id == DisclosureAgreement.id)
+                     .join(Stage, Stage.id == AgreementScope.stage_id, isouter=True)
+                     .join(Checkpoint, Checkpoint.id == AgreementScope.checkpoint_id,
+                           isouter=True)
+                     .where(or_(AgreementScope.model_id == plan.model_id,
+                                Stage.plan_id == plan.id,
+                                Checkpoint.model_id == plan.model_id),
+                            DisclosureAgreement.confidential_until > now)).one()]
+    found = [_aware(f) for f in found if f is not None]
+    return min(found) if found else None
 
 
 # -- plan files -------------------------------------------------------------------------

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from app.auth.principal import SYSTEM, Principal
+from app.auth.principal import ANONYMOUS, SYSTEM, Principal
 from app.errors import Invalid, NotFound
 from app.events.service import record
 from app.events.tables import Event
 from app.norms.engine import Verdict, judge, overall, summary
-from app.norms.evidence import plan_facts
+from app.norms.evidence import next_disclosure, plan_facts
 from app.norms.gate import policies_for
 from app.norms.loader import POLICY_DIR, Policy, load_policies, parse_policy
 from app.norms.schemas import (
@@ -112,7 +112,14 @@ def compliance_history(session: Session, principal: Principal, plan_id: int) -> 
 # -- recording verdict changes ----------------------------------------------------------
 
 def sync_verdicts(session: Session, plan_ids, actor: Principal = SYSTEM) -> int:
-    """Recompute the plans' verdicts and record each change as an event. Returns changes."""
+    """Recompute the plans' announced verdicts and record each change as an event.
+    Returns changes.
+
+    Announced verdicts are the public record: judged on the evidence anyone may see, so
+    an embargoed or untriaged incident, a partners-only result or a confidential
+    agreement never shows through an event or its timing. The gate still judges on
+    everything. `due` also carries the day hidden evidence is next disclosed by the
+    clock, so the sweep announces the change then."""
     changes = 0
     for plan in session.exec(select(ReleasePlan).where(ReleasePlan.id.in_(list(plan_ids)))):
         policies = policies_for(plan.policies)
@@ -120,20 +127,22 @@ def sync_verdicts(session: Session, plan_ids, actor: Principal = SYSTEM) -> int:
             select(ComplianceVerdict).where(ComplianceVerdict.plan_id == plan.id))}
         if not policies and not stored:
             continue
-        _, _, verdicts = plan_verdicts(session, plan, SYSTEM, policies)
+        _, _, verdicts = plan_verdicts(session, plan, ANONYMOUS, policies)
+        disclosed = next_disclosure(session, plan)
         now = utcnow()
         for v in verdicts:
             key = (v.stage, v.policy, v.rule)
             row = stored.pop(key, None)
+            due = min((d for d in (v.due, disclosed and disclosed.date()) if d), default=None)
             if row is not None and row.verdict == v.verdict:
-                if row.due != v.due:
-                    row.due = v.due
+                if row.due != due:
+                    row.due = due
                     session.add(row)
                 continue
             before = row.verdict if row else None
             row = row or ComplianceVerdict(plan_id=plan.id, position=v.stage, policy_id=v.policy,
                                            rule_id=v.rule, verdict=v.verdict)
-            row.verdict, row.due, row.updated_at = v.verdict, v.due, now
+            row.verdict, row.due, row.updated_at = v.verdict, due, now
             session.add(row)
             state = {"plan": plan.id, "stage": v.stage, "policy": v.policy, "rule": v.rule,
                      "verdict": v.verdict}
