@@ -57,6 +57,23 @@ def load_yaml(text: str, *, field: str, max_bytes: int, max_depth: int = MAX_DEP
         raise Invalid(f"nested deeper than {max_depth} levels", field=field) from None
 
 
+def line_of(node, loc) -> int | None:
+    """The 1-based line of the deepest node a path (keys and indexes, as pydantic and
+    jsonschema report them) reaches in a composed YAML tree; where the path leaves the
+    tree, the line of the last node it reached. For errors that name file:line."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == key]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
+                and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return node.start_mark.line + 1 if node is not None else None
+
 def check_depth(value, *, field: str, max_depth: int = MAX_DEPTH) -> None:
     """Refuse JSON-like data (dicts, lists) nested deeper than `max_depth`, iteratively."""
     stack = [(value, 1)]

@@ -131,3 +131,35 @@ def test_serve_migrates_a_fresh_data_folder_and_answers(backend, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_plan_diff_shows_what_changed_between_revisions(client, world, stagegate):
+    from tests.factories import FOUR_STAGES
+
+    pid = world.plan(filed=True)
+    stages = [dict(s) for s in FOUR_STAGES]
+    stages[3]["planned_date"] = "2019-12-01"
+    assert client.patch(f"/api/v1/plans/{pid}", json={"version": 1, "stages": stages},
+                        headers=world.a_member.headers).status_code == 200
+    code, out, err = stagegate("plan", "diff", pid, "--from", "1", "--to", "2")
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["FROM", "PATH", "TO"]
+    assert out.splitlines()[1].split() == ["2019-11-05", "stages[3].planned_date",
+                                           "2019-12-01"]
+    code, out, _ = stagegate("plan", "diff", pid, "--from", "1", "--to", "2", "--json")
+    assert {"path": "stages[3].planned_date", "from": "2019-11-05", "to": "2019-12-01"} \
+        in json.loads(out)["changes"]
+    code, out, err = stagegate("plan", "diff", pid, "--from", "1", "--to", "9")
+    assert code == 2 and out == "" and err.startswith("error: 404")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_db_upgrade_migrates_a_fresh_database_once(backend, tmp_path):
+    from app.db import get_engine, needs_migration
+
+    configure(Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/fresh.db"))
+    assert needs_migration(get_engine())
+    for _ in range(2):  # the second run finds nothing to do
+        code, out = run("db", "upgrade")
+        assert code == 0 and out.strip().splitlines()[-1] == "database is at the current schema"
+    assert not needs_migration(get_engine())

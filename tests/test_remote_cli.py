@@ -104,6 +104,42 @@ def test_card_export_is_the_api_s_card(world, client, stagegate, tmp_path):
     assert code == 2 and "no model 'lab-a/nope'" in err
 
 
+
+def test_card_export_of_one_checkpoint_is_a_hub_readme(world, client, stagegate, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from tests.checkpoints.tiny import checkpoint_files, tiny_gpt2, upload
+    from tests.evals.test_results_api import LM_EVAL, report
+
+    files = checkpoint_files(tiny_gpt2(tmp_path))
+    pub = upload(client, world.a_member, files, name="pub").json()["id"]
+    hidden = upload(client, world.a_member, files, name="int", access="internal").json()["id"]
+    assert report(client, world.a_member, world.model_a, "lm-eval-harness", LM_EVAL,
+                  checkpoint_id=pub).status_code == 201
+    target = tmp_path / "README.md"
+    code, out, err = stagegate("card", "export", "lab-a/m", "--checkpoint", pub, "-o", target)
+    assert code == 0 and out == "" and err.strip() == f"wrote {target}"
+    card = ModelCard(target.read_text())  # what `huggingface_hub` would upload
+    entry = card.data.to_dict()["model-index"][0]
+    assert entry["name"] == "lab-a/m@pub"
+    hellaswag = next(r for r in entry["results"] if r["dataset"]["type"] == "hellaswag")
+    assert {m["type"]: m["value"] for m in hellaswag["metrics"]} == \
+        {"acc": 0.2891, "acc_norm": 0.3114}
+    assert stagegate("card", "export", str(world.model_a), "--checkpoint", pub)[1] == \
+        target.read_text()
+    # Unknown, hidden from this user, or a checkpoint of another model: one line, exit 2.
+    for ref, ckpt, actor, message in [
+            ("lab-a/m", 999999, world.a_member, "error: 404 (checkpoint_id): no checkpoint"),
+            ("lab-a/m", hidden, world.b_member, "error: 404 (checkpoint_id): no checkpoint"),
+            ("lab-b/m", pub, world.b_member, f"error: checkpoint {pub} belongs to lab-a/m")]:
+        code, out, err = stagegate("card", "export", ref, "--checkpoint", ckpt, as_=actor)
+        assert code == 2 and out == "" and err.startswith(message), err
+        assert len(err.splitlines()) == 1
+    # A member of lab-a gets the internal checkpoint's card (no results yet: a title only).
+    code, out, _ = stagegate("card", "export", "lab-a/m", "--checkpoint", hidden,
+                             as_=world.a_member)
+    assert code == 0 and ModelCard(out).text.strip() == "# Model A (int)"
+
 def test_every_command_has_help_text():
     from app.cli import main
 

@@ -21,10 +21,13 @@ def _filters(fn):
 
 
 def _page(client, path: str, limit: int, **params) -> list[dict]:
+    """The incidents of a list or search page: each item is a hit wrapping one incident
+    (search hits keep their score and snippet next to the incident's own fields)."""
     rows, cursor = [], None
     while len(rows) < limit:
         page = client.get(path, cursor=cursor, limit=min(100, limit - len(rows)), **params)
-        rows += page["items"]
+        rows += [hit["incident"] | {k: hit[k] for k in ("score", "snippet")
+                                    if hit.get(k) is not None} for hit in page["items"]]
         cursor = page.get("next_cursor")
         if not cursor or not page["items"]:
             break

@@ -85,6 +85,11 @@ def card() -> None:
 def card_export(client, ref: str, checkpoint_id: int | None, output: str | None) -> None:
     """Export a model card as Hugging Face README.md (YAML metadata + Markdown)."""
     if checkpoint_id is not None:
+        # MODEL still names the model: a checkpoint of another one is refused, never
+        # exported under the wrong name.
+        ckpt = client.get(f"/api/v1/checkpoints/{checkpoint_id}")
+        if ref not in (ckpt["model"], str(ckpt["model_id"])):
+            raise Fail(f"checkpoint {checkpoint_id} belongs to {ckpt['model']}, not {ref}")
         path = f"/api/v1/checkpoints/{checkpoint_id}/card.md"
     else:
         path = f"/api/v1/models/{resolve_model(client, ref)['id']}/card.md"

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.errors import Invalid, field_path
 from app.norms.checks import CHECKS
+from app.safeyaml import line_of  # also imported from here by app.norms.evidence
 
 POLICY_DIR = Path(__file__).resolve().parent.parent.parent / "policies"
 SCHEMA_PATH = POLICY_DIR / "policy.schema.json"
@@ -94,22 +95,6 @@ class _NoAliases(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, "aliases are not allowed",
                                               event.start_mark)
         return super().compose_node(parent, index)
-
-
-def line_of(node, loc) -> int | None:
-    """Walk the YAML node tree along a path; return the 1-based line of the deepest node."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == key]
-            if not match:
-                break
-            node = match[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
-                and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-    return node.start_mark.line + 1 if node is not None else None
 
 
 def dotted(loc) -> str:

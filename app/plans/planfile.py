@@ -10,24 +10,9 @@ from pydantic import ValidationError
 
 from app.errors import Invalid, field_path
 from app.plans.schemas import PlanCreate
-from app.safeyaml import load_yaml
+from app.safeyaml import line_of, load_yaml
 
 MAX_PLAN_FILE_BYTES = 1024 * 1024
-
-
-def _line_of(node, loc: tuple) -> int | None:
-    """Walk the YAML node tree along a pydantic error location; return a 1-based line."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == key]
-            if not match:
-                break
-            node = match[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-    return node.start_mark.line + 1 if node is not None else None
 
 
 def load_plan_file(path: str | Path, *, file: bool = True) -> PlanCreate:
@@ -68,7 +53,7 @@ def load_plan_file(path: str | Path, *, file: bool = True) -> PlanCreate:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            line = _line_of(node, err["loc"])
+            line = line_of(node, err["loc"])
             lines.append(f"{path}:{line or '?'}: {field_path(err['loc'])}: {err['msg']}")
         first = exc.errors()[0]
         raise Invalid("\n".join(lines), field=field_path(first["loc"])) from None

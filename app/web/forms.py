@@ -177,11 +177,14 @@ def _plan_context(principal: Principal, plan_id: int, rows: list[dict] | None = 
         # Filed plans are public, but only their lab (and coordinators) edit them.
         principal.require_member(row.lab_id)
         plan = service.read_plan(session, row)
+        # The public page exists when an anonymous reader may see the plan: the plans'
+        # own visibility rule (a withdrawn draft or a private model's plan has none).
+        public = service.is_public(session, row.id)
     current = [{**{k: ("" if getattr(s, k) is None else str(getattr(s, k)))
                    for k in STAGE_FIELDS}, "artifacts": list(s.artifacts), "status": s.status}
                for s in plan.stages]
     return _form_context(
-        principal, plan=plan, models=[],
+        principal, plan=plan, public=public, models=[],
         rows=rows if rows is not None else current + [_blank_row() for _ in range(BLANK_ROWS)],
         values=values or {"model": plan.model, "title": plan.title, "summary": plan.summary,
                           "policies": list(plan.policies)},

@@ -93,3 +93,24 @@ def test_access_change_from_the_cli(world, client, tmp_path, stagegate):
 def test_worker_command_is_registered():
     out = CliRunner().invoke(main, ["worker", "--help"])
     assert out.exit_code == 0 and "--once" in out.output
+
+
+def test_show_lists_the_files_and_hides_internal_ones(world, client, tmp_path, stagegate):
+    src = tiny_gpt2(tmp_path)
+    stagegate("checkpoint", "upload", src, "--model", "lab-a/m", "--name", "s1",
+              "--access-level", "public", "--no-progress", as_=world.a_member)
+    stagegate("checkpoint", "upload", src, "--model", "lab-a/m", "--name", "s2",
+              "--no-progress", as_=world.a_member)
+    ids = {c["name"]: c["id"] for c in client.get(
+        "/api/v1/checkpoints", headers=world.a_member.headers).json()["items"]}
+    code, out, err = stagegate("checkpoint", "show", ids["s1"])
+    assert code == 0, err
+    head, files = out.split("\n\n")
+    assert "lab-a/m" in head and "s1" in head and "public" in head
+    rows = files.splitlines()
+    assert rows[0].split() == ["NAME", "SIZE", "SHA256"]
+    assert {r.split()[0] for r in rows[1:]} == {p.name for p in src.iterdir()}
+    code, out, _ = stagegate("checkpoint", "show", ids["s2"], "--json", as_=world.a_member)
+    assert code == 0 and json.loads(out)["access_level"] == "internal"
+    code, out, err = stagegate("checkpoint", "show", ids["s2"], as_=world.b_member)
+    assert code == 2 and out == "" and err.startswith("error: 404")

@@ -44,3 +44,11 @@ def tiny_model_b(tmp_path_factory, tiny_corpus) -> Path:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: builds real checkpoints; still run by default")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, bytes]:
+    """The files of a tiny GPT-2 checkpoint (modules may define their own `files`)."""
+    from tests.checkpoints.tiny import checkpoint_files, tiny_gpt2
+
+    return checkpoint_files(tiny_gpt2(tmp_path_factory.mktemp("tiny")))

@@ -73,3 +73,23 @@ def test_reported_import_from_a_results_file(world, client, stagegate, tmp_path)
     broken.write_text("{nope")
     code, out, err = stagegate("reported", "import", "lab-a/m", broken, as_=world.a_member)
     assert code == 2 and err.startswith("error: ") and "not valid JSON" in err
+
+
+def test_reported_delete_removes_the_result(world, client, stagegate):
+    from tests.evals.test_results_api import LM_EVAL, report
+
+    rows = report(client, world.a_member, world.model_a, "lm-eval-harness", LM_EVAL).json()
+    gone, kept = rows[0]["id"], rows[1]["id"]
+    # Another lab's member sees the public result but gets the server's reason, one line.
+    code, out, err = stagegate("reported", "delete", gone, as_=world.b_member)
+    assert (code, out, err) == (2, "", "error: 403: you are not a member of this lab\n")
+    code, out, err = stagegate("reported", "delete", gone, as_=world.a_member)
+    assert code == 0 and out == f"deleted reported result {gone}\n", err
+    assert client.get(f"/api/v1/evals/results/{gone}").status_code == 404
+    listed = client.get("/api/v1/evals/results?source=reported").json()["items"]
+    assert [r["id"] for r in listed] == [kept]
+    # Deleting it again, or an id that never existed: the same one-line 404.
+    for result_id in (gone, 999999):
+        code, out, err = stagegate("reported", "delete", result_id, as_=world.a_member)
+        assert code == 2 and out == ""
+        assert err == f"error: 404 (result_id): no evaluation result {result_id}\n"

@@ -4,34 +4,15 @@ work folders are cleaned up. Real worker subprocesses, killed with SIGKILL."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 
 from sqlmodel import select
 
-from app.auth.principal import SYSTEM
-from app.checkpoints.schemas import CheckpointCreate
-from app.checkpoints.service import upload_checkpoint
-from app.db import ROOT, engine_for, session_scope
-from app.evals import service
+from app.db import engine_for, session_scope
 from app.evals.worker import MAX_ATTEMPTS, remove_stale_workdirs
 from app.events.tables import Event
 from app.timeutil import utcnow
-from tests.evals.test_worker import CHILD, files, runs, wait_for, work  # noqa: F401
-
-
-def _queue_one(settings, files, tmp_path) -> None:  # noqa: F811
-    model_dir = tmp_path / "ckpt"
-    model_dir.mkdir()
-    for name, content in files.items():
-        (model_dir / name).write_bytes(content)
-    with session_scope() as s:
-        ckpt = upload_checkpoint(s, SYSTEM, CheckpointCreate(model="lab-a/m", name="k"),
-                                 [(p.name, p.open("rb")) for p in model_dir.iterdir()],
-                                 enqueue=False)
-        service.enqueue_run(s, SYSTEM, ckpt, "perplexity", reason="upload")
+from tests.evals.workers import doomed_worker, queue_one, runs, wait_for, work
 
 
 def _folders(settings) -> list[str]:
@@ -40,10 +21,7 @@ def _folders(settings) -> list[str]:
 
 
 def _kill_a_worker_mid_job(settings, attempt: int) -> None:
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(settings.data_dir),
-                              settings.database_url], cwd=ROOT,
-                             env=os.environ | {"PYTHONPATH": str(ROOT)})
-    try:
+    with doomed_worker(settings):
         wait_for(lambda: (r := runs()[0]).status == "running" and r.attempts == attempt
                  and r.heartbeat_at is not None and r.heartbeat_at > r.started_at
                  and any(f.startswith(f"run-{r.id}-{attempt}-") for f in _folders(settings)),
@@ -54,16 +32,13 @@ def _kill_a_worker_mid_job(settings, attempt: int) -> None:
         assert len(live) == 1
         # An earlier killed worker's folder was removed when this one started.
         assert _folders(settings) == live
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
     wait_for(lambda: runs()[0].lease_expires_at < utcnow(), 10, "the lease to expire")
 
 
-def test_a_job_that_kills_its_workers_fails_after_max_attempts(world, settings, files,  # noqa: F811
+def test_a_job_that_kills_its_workers_fails_after_max_attempts(world, settings, files,
                                                                tmp_path):
     assert MAX_ATTEMPTS == 3
-    _queue_one(settings, files, tmp_path)
+    queue_one(files, tmp_path)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         _kill_a_worker_mid_job(settings, attempt)
         assert (runs()[0].status, runs()[0].attempts) == ("running", attempt)
@@ -82,8 +57,8 @@ def test_a_job_that_kills_its_workers_fails_after_max_attempts(world, settings, 
     assert actions == ["queued", "started", "started", "started", "failed"]
 
 
-def test_only_folders_of_runs_nobody_holds_are_removed(world, settings, files, tmp_path):  # noqa: F811
-    _queue_one(settings, files, tmp_path)
+def test_only_folders_of_runs_nobody_holds_are_removed(world, settings, files, tmp_path):
+    queue_one(files, tmp_path)
     root = settings.data_dir / "work"
     run_id = runs()[0].id
     for name in (f"run-{run_id}-1-aaaaaaaa", f"run-{run_id + 99}-1-bbbbbbbb", "not-a-run"):

@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import replace
 
-import pytest
-from sqlmodel import func, select
+from sqlmodel import select
 
-from app.auth.principal import SYSTEM
-from app.checkpoints.schemas import CheckpointCreate
-from app.checkpoints.service import upload_checkpoint
-from app.db import ROOT, session_scope
+from app.db import session_scope
 from app.evals import service
-from app.evals.tables import EvalResult, EvalRun
 from app.evals.worker import run_worker
 from app.events.tables import Event
 from app.timeutil import utcnow
 from tests.checkpoints.tiny import SMALL, checkpoint_files, corpus, tiny_gpt2, upload
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return checkpoint_files(tiny_gpt2(tmp_path_factory.mktemp("tiny")))
-
-
-def work(settings, **kw) -> int:
-    kw.setdefault("enqueue_every_s", None)
-    return run_worker(settings, once=True, corpus=corpus(), config_overrides=SMALL,
-                      lease_s=5.0, **kw)
-
-
-def runs() -> list[EvalRun]:
-    with session_scope(write=False) as s:
-        return list(s.exec(select(EvalRun).order_by(EvalRun.id)))
-
-
-def result_count() -> int:
-    with session_scope(write=False) as s:
-        return s.exec(select(func.count()).select_from(EvalResult)).one()
+from tests.evals.workers import doomed_worker, queue_one, result_count, runs, wait_for, work
 
 
 def keep_only(client, world, checkpoint_id: int, *suites: str) -> None:
@@ -182,56 +152,13 @@ def test_bumping_a_suite_version_requeues_every_checkpoint(client, world, settin
         assert service.enqueue_missing(s) == []
 
 
-CHILD = """
-import sys, time
-from pathlib import Path
-from app.settings import Settings, configure
-settings = configure(Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2],
-                              inprocess_worker=False))
-import app.evals.suites as suites
-real = suites.run_suite
-def slow(*args, **kwargs):
-    time.sleep(300)  # hold the job in 'running' until the test kills this process
-    return real(*args, **kwargs)
-suites.run_suite = slow
-from app.evals.worker import run_worker
-from tests.checkpoints.tiny import corpus
-run_worker(settings, once=True, worker_id="doomed", corpus=corpus(), lease_s=2.0,
-           enqueue_every_s=None)
-"""
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_killed_worker_leaves_a_job_another_worker_completes(world, settings, files,
                                                                tmp_path):
-    model_dir = tmp_path / "ckpt"
-    model_dir.mkdir()
-    for name, content in files.items():
-        (model_dir / name).write_bytes(content)
-    with session_scope() as s:
-        ckpt = upload_checkpoint(s, SYSTEM, CheckpointCreate(model="lab-a/m", name="k"),
-                                 [(p.name, p.open("rb")) for p in model_dir.iterdir()],
-                                 enqueue=False)
-        service.enqueue_run(s, SYSTEM, ckpt, "perplexity", reason="upload")
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(settings.data_dir),
-                              settings.database_url], cwd=ROOT,
-                             env=os.environ | {"PYTHONPATH": str(ROOT)})
-    try:
+    queue_one(files, tmp_path)
+    with doomed_worker(settings):
         wait_for(lambda: runs()[0].status == "running" and runs()[0].heartbeat_at is not None
                  and runs()[0].heartbeat_at > runs()[0].started_at, 120,
                  "the doomed worker to claim the job and heartbeat")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
     run = runs()[0]
     assert (run.status, run.lease_owner, run.attempts) == ("running", "doomed", 1)
     wait_for(lambda: runs()[0].lease_expires_at < utcnow(), 10, "the lease to expire")

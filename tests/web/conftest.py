@@ -3,7 +3,8 @@
 `live` is the server ({url, coord_token, alice_token, model, model_id, checkpoints,
 incident_id}); `browser` is Debian's chromium driven by Playwright (never downloaded);
 `page_` is a fresh page per test that fails the test on any uncaught page error;
-`axe` checks a page with axe-core; `shot` saves a screenshot under tests/web/artifacts/.
+`axe` checks a page with axe-core; `shot` saves a screenshot under tests/web/artifacts/;
+`accounts` gives coord and alice console passwords (sign in with tests/web/browsing.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.web.browsing import PASSWORDS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -113,3 +116,21 @@ def shot():
         return path
 
     return save
+
+
+@pytest.fixture(scope="module")
+def accounts(live, tmp_path_factory):
+    """Passwords for the live server's users, set the way an operator does: the CLI."""
+    # The `live` fixture's data folder (pytest names it live0, live1, ...).
+    data = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("live[0-9]*")
+            if (p / "stagegate.db").exists()}
+    assert len(data) == 1, data
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STAGEGATE_DATA_DIR": str(data.pop())}
+    env.pop("STAGEGATE_DATABASE_URL", None)
+    for name, password in PASSWORDS.items():
+        done = subprocess.run([sys.executable, "-c", "from app.cli import main; main()",
+                               "user", "set-password", name, "--password-stdin"],
+                              input=password + "\n", env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+    return PASSWORDS

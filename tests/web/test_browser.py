@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
+from tests.web.browsing import api, page_without_js
 from tests.web.conftest import ARTIFACTS
 
 
@@ -77,9 +77,8 @@ def test_card_updates_while_an_evaluation_runs(page_, live):
     page_.evaluate("window.__loadedOnce = true")
     ckpt = live["checkpoints"]["tiny-124m"]
     before = page_.locator("tr[data-run]").count()
-    r = httpx.post(f"{live['url']}/api/v1/evals/runs",
-                   headers={"Authorization": f"Bearer {live['alice_token']}"},
-                   json={"checkpoint_id": ckpt, "suite": "perplexity"})
+    with api(live, "alice") as alice:
+        r = alice.post("/api/v1/evals/runs", json={"checkpoint_id": ckpt, "suite": "perplexity"})
     assert r.status_code in (200, 201), r.text
     run_id = r.json()["id"]
     row = page_.locator(f'tr[data-run="{run_id}"]')
@@ -95,9 +94,7 @@ def test_card_updates_while_an_evaluation_runs(page_, live):
 
 
 def test_report_form_works_without_javascript(browser, live):
-    context = browser.new_context(base_url=live["url"], java_script_enabled=False)
-    page = context.new_page()
-    try:
+    with page_without_js(browser, live) as page:
         page.goto("/incidents/report")
         page.fill("#title", "Chatbot wrote phishing mails")
         page.fill("#summary", "Seen *in the wild*.")
@@ -114,10 +111,8 @@ def test_report_form_works_without_javascript(browser, live):
         page.fill("#models", live["model"])
         page.click("button[type=submit]")
         assert "waits for a coordinator" in page.locator(".notice").inner_text()
-    finally:
-        context.close()
-    queue = httpx.get(f"{live['url']}/api/v1/incidents?status=submitted",
-                      headers={"Authorization": f"Bearer {live['coord_token']}"}).json()
+    with api(live, "coord") as coord:
+        queue = coord.get("/api/v1/incidents?status=submitted").json()
     assert "Chatbot wrote phishing mails" in [h["incident"]["title"] for h in queue["items"]]
 
 
@@ -139,10 +134,6 @@ XSS = [
 ]
 
 
-def _api(live, token: str):
-    return httpx.Client(base_url=live["url"], headers={"Authorization": f"Bearer {token}"},
-                        timeout=30)
-
 # No whitespace (refused on input since app/urls.py): the attribute-breaking payload uses `/`.
 XSS_URL = "https://example.org/\"><img/src/onerror=window.__xss=1><script>window.__xss=1</script>"
 
@@ -151,7 +142,7 @@ def _store_corpus(live) -> list[str]:
     """Every payload into every field a public page shows; returns the pages to check."""
     payload = "\n\n".join(XSS)
     one = XSS[1]
-    coord, alice = _api(live, live["coord_token"]), _api(live, live["alice_token"])
+    coord, alice = api(live, "coord"), api(live, "alice")
     # javascript: URLs are refused on input; a URL that tries to break out of its
     # attribute is stored and must stay inert on every page.
     r = coord.post("/api/v1/labs", json={"slug": "xss-lab", "name": one,

@@ -4,55 +4,14 @@ sign out, keyboard-only sign-in, axe-core, and no script from stored text runs."
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
-import httpx
-import pytest
-
-from tests.web.conftest import ROOT
-
-PASSWORDS = {"coord": "coordinator passphrase 1", "alice": "alice lab passphrase 1"}
-
-
-@pytest.fixture(scope="module")
-def accounts(live, tmp_path_factory):
-    """Passwords for the live server's users, set the way an operator does: the CLI."""
-    # The `live` fixture's data folder (pytest names it live0, live1, ...).
-    data = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("live[0-9]*")
-            if (p / "stagegate.db").exists()}
-    assert len(data) == 1, data
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "STAGEGATE_DATA_DIR": str(data.pop())}
-    env.pop("STAGEGATE_DATABASE_URL", None)
-    for name, password in PASSWORDS.items():
-        done = subprocess.run([sys.executable, "-c", "from app.cli import main; main()",
-                               "user", "set-password", name, "--password-stdin"],
-                              input=password + "\n", env=env, capture_output=True, text=True,
-                              timeout=60, check=False)
-        assert done.returncode == 0, done.stderr
-    return PASSWORDS
-
-
-def sign_in(page, name: str, next_: str = "") -> None:
-    page.goto("/console/login" + (f"?next={next_}" if next_ else ""))
-    page.fill("#username", name)
-    page.fill("#password", PASSWORDS[name])
-    page.click("button:has-text('Sign in')")
-    assert f"Signed in as {name}" in page.locator(".console-nav").inner_text()
-
-
-def api(live, token_name: str) -> httpx.Client:
-    return httpx.Client(base_url=live["url"], timeout=30,
-                        headers={"Authorization": f"Bearer {live[token_name]}"})
+from tests.web.browsing import PASSWORDS, api, page_without_js, sign_in, submit_sign_in
 
 
 def test_report_form_submission_is_moderated_in_the_console_without_js(browser, live,
                                                                        accounts):
-    context = browser.new_context(base_url=live["url"], java_script_enabled=False)
-    page = context.new_page()
-    try:
+    with page_without_js(browser, live) as page:
         page.goto("/incidents/report")
         page.fill("#title", "Voice clone used in a moderation test")
         page.fill("#summary", "Reported through the public form.")
@@ -64,9 +23,7 @@ def test_report_form_submission_is_moderated_in_the_console_without_js(browser, 
 
         page.goto("/console/moderation")  # not signed in: sent to sign in, then back
         assert page.url.endswith("/console/login?next=/console/moderation")
-        page.fill("#username", "coord")
-        page.fill("#password", PASSWORDS["coord"])
-        page.click("button:has-text('Sign in')")
+        submit_sign_in(page, "coord")
         assert page.url.endswith("/console/moderation")
         item = page.locator("ol.queue > li", has_text="Voice clone used in a moderation test")
         assert item.count() == 1 and "anonymous" in item.inner_text()
@@ -74,12 +31,10 @@ def test_report_form_submission_is_moderated_in_the_console_without_js(browser, 
         item.locator("button", has_text="Accept").click()
         assert "Moved to triaged." in page.locator(".notice").inner_text()
         assert page.locator("ol.queue > li", has_text="Voice clone used").count() == 0
-    finally:
-        context.close()
 
 
 def test_coordinator_searches_filters_opens_and_triages(page_, live, accounts, axe, shot):
-    with api(live, "alice_token") as alice:
+    with api(live, "alice") as alice:
         for n, severity in enumerate(["high", "low", "high"]):
             r = alice.post("/api/v1/incidents", json={
                 "title": f"Watermark stripping case {n}", "occurred": f"2026-04-0{n + 1}",
@@ -179,7 +134,7 @@ def test_sign_in_with_the_keyboard_only(page_, live, accounts, axe):
 
 def test_stored_script_never_runs_in_the_console(page_, live, accounts):
     payload = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=1</script>"
-    with api(live, "alice_token") as alice:
+    with api(live, "alice") as alice:
         r = alice.post("/api/v1/incidents", json={
             "title": f"xsscase {payload}", "occurred": "2026-04-09",
             "harm_types": ["disinformation"], "severity": "low",

@@ -133,3 +133,25 @@ def test_coordinator_may_use_lab_forms_for_any_lab(client, people):  # noqa: F81
     assert log_in(client, "coord").status_code == 303
     new = client.get("/lab/plans/new", headers=HTML)
     assert new.status_code == 200 and "lab-a/m" in new.text and "lab-b/m" in new.text
+
+
+def test_public_page_link_only_when_the_public_may_read_the_plan(member, people):  # noqa: F811
+    h = people.a_member.headers
+    assert member.post("/api/v1/models/", headers=h, json={
+        "lab": "lab-a", "slug": "secret", "name": "Secret", "public": False}).status_code == 201
+    filed = file_plan(member).headers["location"].split("?")[0]
+    private = file_plan(member, model="lab-a/secret").headers["location"].split("?")[0]
+    withdrawn = file_plan(member, file="").headers["location"].split("?")[0]
+    wid = int(withdrawn.rsplit("/", 1)[1])
+    assert member.post(f"/api/v1/plans/{wid}/transitions", headers=h,
+                       json={"to": "withdrawn", "version": 1}).json()["status"] == "withdrawn"
+    pages = {loc: member.get(loc, headers=HTML) for loc in (filed, private, withdrawn)}
+    assert "(filed, version 1)" in pages[private].text  # not a draft, yet not public
+    assert "(withdrawn, version 2)" in pages[withdrawn].text
+    links = {loc: ">public page</a>" in page.text for loc, page in pages.items()}
+    assert links == {filed: True, private: False, withdrawn: False}
+    # The link is right both ways: an anonymous reader gets exactly the linked pages.
+    member.cookies.clear()
+    for loc, linked in links.items():
+        public = member.get(loc.replace("/lab/plans/", "/plans/"), headers=HTML)
+        assert public.status_code == (200 if linked else 404)
