@@ -31,10 +31,11 @@ from app.norms.facts import (
     RunFacts,
     StageFacts,
 )
-from app.norms.loader import Policy, dotted, line_of, read_yaml
+from app.norms.loader import Policy, dotted, read_yaml
 from app.norms.tables import PolicyExemption
 from app.plans.schemas import PlanCreate
 from app.plans.tables import ReleasePlan, Stage
+from app.safeyaml import line_of
 from app.timeutil import utcnow
 
 EVAL_CHECKS = ("required_evaluations", "metric_threshold", "threshold_safeguards")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.errors import Invalid, field_path
 from app.norms.checks import CHECKS
-from app.safeyaml import line_of  # also imported from here by app.norms.evidence
+from app.safeyaml import line_of
 
 POLICY_DIR = Path(__file__).resolve().parent.parent.parent / "policies"
 SCHEMA_PATH = POLICY_DIR / "policy.schema.json"
