@@ -113,8 +113,11 @@ def checkpoint_visible(principal: Principal, checkpoint_id):
     page or a card checks its own rows, never materialises every visible checkpoint."""
     if principal.is_coordinator:
         return true()
-    ckpt = aliased(Checkpoint)
-    return row_exists(ckpt, ckpt.id == checkpoint_id, checkpoint_visibility(principal, ckpt))
+    return row_exists(_PARENT, _PARENT.id == checkpoint_id,
+                      checkpoint_visibility(principal, _PARENT))
+
+
+_PARENT = aliased(Checkpoint, name="parent_checkpoint")  # once: see models.service
 
 
 def visible_runs(principal: Principal):
