@@ -116,7 +116,7 @@ def test_events_of_a_kind_with_a_malformed_id_match_nothing_and_break_nothing(
     ("07", a sign, letters, more digits than BIGINT holds) is shown to no outsider and
     does not make PostgreSQL fail the page on a cast."""
     model = str(registry["model"])
-    odd = ["0" + model, "+" + model, "x", "9" * 30, " " + model]
+    odd = ["0" + model, "+" + model, "x", "9" * 30, " " + model, model + "\n"]
     with session_scope() as s:
         for entity_id in odd:
             record(s, SYSTEM, "model", entity_id, "forged", {}, visibility="public")

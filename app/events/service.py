@@ -85,8 +85,9 @@ def entity_visible(principal: Principal):
     # entity_id is text. Only the canonical decimal form of an id is cast (no sign, no
     # leading zero, at most 18 digits: below BIGINT's limit), inside the CASE branch of
     # its kind, so a cast never fails on PostgreSQL and "07" never matches 7; any other
-    # entity_id of these kinds matches nothing (fail closed), as before.
-    canonical = Event.entity_id.regexp_match("^[1-9][0-9]{0,17}$")
+    # entity_id of these kinds matches nothing (fail closed), as before. \A and \Z, not ^
+    # and $: Python's $ (SQLite's REGEXP) also matches before a final newline.
+    canonical = Event.entity_id.regexp_match(r"\A[1-9][0-9]{0,17}\Z")
     branches = []
     for kind, (table, where) in rules.items():
         entity = row_exists(table, table.id == cast(Event.entity_id, BigInteger), where)
