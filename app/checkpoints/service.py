@@ -17,7 +17,7 @@ from app.checkpoints.validate import reject, validate_checkpoint
 from app.errors import Conflict, Invalid, NotFound, TooLarge
 from app.events.service import record
 from app.labs.tables import Lab
-from app.models.service import find_model, visible_models
+from app.models.service import find_model, model_visible
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
 from app.settings import Settings, get_settings
@@ -40,21 +40,20 @@ def blob_store(settings: Settings | None = None) -> BlobStore:
     return BlobStore((settings or get_settings()).blob_dir)
 
 
-def checkpoint_visibility(principal: Principal):
+def checkpoint_visibility(principal: Principal, table=Checkpoint):
     """The WHERE clause for checkpoints a principal may see and download.
 
     public: anyone who may see the model; internal: the lab and coordinators; partners:
     the lab, coordinators and parties to an active disclosure agreement covering it
-    (that rule is the agreements domain's, used as is).
+    (that rule is the agreements domain's, used as is). `table` is Checkpoint or an alias.
     """
     from app.agreements.service import checkpoint_visibility as agreement_visibility
 
     if principal.is_coordinator:
         return true()
-    public = and_(Checkpoint.access_level == "public",
-                  Checkpoint.model_id.in_(select(AIModel.id).where(visible_models(principal))))
-    return or_(public, and_(Checkpoint.access_level != "public",
-                            agreement_visibility(principal, Checkpoint)))
+    public = and_(table.access_level == "public", model_visible(principal, table.model_id))
+    return or_(public, and_(table.access_level != "public",
+                            agreement_visibility(principal, table)))
 
 
 def checkpoint_state(ckpt: Checkpoint) -> dict:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 from functools import lru_cache
 
-from sqlalchemy import or_
+from sqlalchemy import or_, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from app.auth.principal import SYSTEM, Principal
@@ -21,9 +22,10 @@ from app.errors import Conflict, InvalidTransition, NotFound
 from app.evals.schemas import ResultRead, RunRead
 from app.evals.tables import EvalResult, EvalRun
 from app.events.service import record
-from app.models.service import find_model, get_model, visible_models
+from app.models.service import find_model, get_model, model_visible
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
+from app.rowexists import row_exists
 from app.timeutil import digest, utcnow
 
 TRANSFER_SUITE = "detectability_transfer"
@@ -105,11 +107,22 @@ def required_suites(session: Session, model: AIModel) -> list[str]:
     return suites_for_model(session, model.id) or sorted(suites())
 
 
+def checkpoint_visible(principal: Principal, checkpoint_id):
+    """WHERE clause for a row whose checkpoint is `checkpoint_id` (an outer column): that
+    checkpoint passes checkpoint_visibility. A correlated EXISTS on the primary key, so a
+    page or a card checks its own rows, never materialises every visible checkpoint."""
+    if principal.is_coordinator:
+        return true()
+    return row_exists(_PARENT, _PARENT.id == checkpoint_id,
+                      checkpoint_visibility(principal, _PARENT))
+
+
+_PARENT = aliased(Checkpoint, name="parent_checkpoint")  # once: see models.service
+
+
 def visible_runs(principal: Principal):
     """A run is as visible as its checkpoint (which follows its model)."""
-    return EvalRun.checkpoint_id.in_(select(Checkpoint.id).where(
-        checkpoint_visibility(principal)))
-
+    return checkpoint_visible(principal, EvalRun.checkpoint_id)
 
 
 def run_state(run: EvalRun) -> dict:
@@ -256,11 +269,9 @@ def store_result(session: Session, result: EvalResult) -> EvalResult:
 
 def visible_results(principal: Principal):
     # A result is as visible as its checkpoint; model-level reported results as the model.
-    return or_(EvalResult.checkpoint_id.in_(select(Checkpoint.id).where(
-                   checkpoint_visibility(principal))),
+    return or_(checkpoint_visible(principal, EvalResult.checkpoint_id),
                (EvalResult.checkpoint_id.is_(None)
-                & EvalResult.model_id.in_(select(AIModel.id).where(
-                    visible_models(principal)))))
+                & model_visible(principal, EvalResult.model_id)))
 
 
 def list_results(session: Session, principal: Principal, page: PageRequest, *,

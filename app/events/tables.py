@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from app.sqltypes import BIGINT
@@ -16,6 +16,8 @@ EVENT_VISIBILITY = ("public", "lab", "private")
 
 
 class Event(SQLModel, table=True):
+    # An entity's history (entity_type and entity_id together): see migration 0012.
+    __table_args__ = (Index("ix_event_entity", "entity_type", "entity_id"),)
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     at: datetime = Field(default_factory=utcnow, index=True)
     actor_id: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)

@@ -10,7 +10,7 @@ from app.errors import Invalid, InvalidTransition, NotFound
 from app.events.service import record
 from app.labs.tables import Lab
 from app.markdown import stored_html
-from app.models.service import find_model, visible_models
+from app.models.service import find_model, model_visible
 from app.models.tables import AIModel
 from app.norms.gate import gate_release, known_policy_ids
 from app.pagination import PageRequest, paginate
@@ -33,8 +33,7 @@ def visible_plans(principal: Principal):
     if principal.is_coordinator:
         return true()
     clauses = [and_(ReleasePlan.filed_at.is_not(None),
-                    ReleasePlan.model_id.in_(select(AIModel.id).where(
-                        visible_models(principal))))]
+                    model_visible(principal, ReleasePlan.model_id))]
     if principal.lab_ids:
         clauses.append(ReleasePlan.lab_id.in_(principal.lab_ids))
     return or_(*clauses)
