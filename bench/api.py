@@ -44,9 +44,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Extra request headers for every wrk run (--gzip adds Accept-Encoding: gzip, as browsers,
+# curl --compressed, requests and httpx send).
+WRK_HEADERS: list[str] = []
+
+
 def wrk(url: str, seconds: int, connections: int) -> dict:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+    headers = [arg for h in WRK_HEADERS for arg in ("-H", h)]
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          *headers, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
@@ -375,16 +381,21 @@ def main() -> None:
                              "with --connections 1, p50 is one uncached read's latency)")
     parser.add_argument("--only", default="",
                         help="comma-separated parts of endpoint names or paths, e.g. events,card")
+    parser.add_argument("--gzip", action="store_true",
+                        help="send Accept-Encoding: gzip (cached answers over 1 KB come "
+                             "compressed)")
     parser.add_argument("--during-eval", action="store_true",
                         help="only: p99 of public reads while the in-process worker evaluates")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install -y wrk")
+    if args.gzip:
+        WRK_HEADERS.append("Accept-Encoding: gzip")
     if args.during_eval:
         baseline = eval_phase(args, False)
         candidate = eval_phase(args, True)
         print_eval(args, "worker at full speed (STAGEGATE_WORKER_YIELD=0)", baseline)
-        print_eval(args, "worker yielding (nice 10, torch threads < cores)", candidate)
+        print_eval(args, "embedded worker: a child process at nice 10, torch threads < cores", candidate)
         return
     env, url = prepare(args)
     db = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
@@ -392,7 +403,8 @@ def main() -> None:
     runs = [] if cache == "on" else [("cache off", measure(env, False, args))]
     if cache != "off":
         runs.append(("cache on", measure(env, True, args)))
-    print(f"\n{db}, scale {args.scale:g}, wrk -t1 -c{args.connections} -d{args.seconds}s")
+    print(f"\n{db}, scale {args.scale:g}, wrk -t1 -c{args.connections} -d{args.seconds}s"
+          + (" -H 'Accept-Encoding: gzip'" if args.gzip else ""))
     for label, rows in runs:
         healthz = rows[0][2]["rps"]
         print(f"\n[{label}]\n| endpoint | req/s | p50 ms | p99 ms | share of /healthz |"
