@@ -35,7 +35,7 @@ from sqlmodel import Session
 from app.auth.principal import Principal
 from app.errors import BadQuery, Invalid
 from app.ids import MAX_ID
-from app.incidents.service import build_reads, read_incidents, visible_incidents
+from app.incidents.service import build_reads, visible_incidents
 from app.incidents.tables import (
     Incident,
     IncidentHarm,
@@ -306,18 +306,18 @@ def _list(session: Session, principal: Principal, params: SearchParams,
     on (occurred, id) serves it). Total and facets come from the same bounded candidate
     set as a search (the newest CANDIDATES visible rows by id), so an uncached read never
     counts every incident; beyond the bound they are flagged as estimates."""
-    page = select(Incident).where(*where)
+    page = _page_select(session, principal).where(*where)
     if params.cursor:
         _, d, last = _decode(params.cursor, "date")
         page = page.where(tuple_(Incident.occurred, Incident.id)
                           < tuple_(literal(date.fromisoformat(d)), literal(last)))
     page = page.order_by(Incident.occurred.desc(), Incident.id.desc())
-    incidents = list(session.scalars(page.limit(params.limit + 1)))
+    found = session.connection().execute(page.limit(params.limit + 1)).all()
     cursor = None
-    if len(incidents) > params.limit:
-        incidents = incidents[:params.limit]
-        cursor = _encode(["date", incidents[-1].occurred.isoformat(), incidents[-1].id])
-    reads = read_incidents(session, principal, incidents, html=False)
+    if len(found) > params.limit:
+        found = found[:params.limit]
+        cursor = _encode(["date", found[-1].occurred.isoformat(), found[-1].id])
+    reads, _ = _reads_of(principal, found)
     rows = [tuple(r) for r in session.connection().execute(
         select(*_CANDIDATE_COLUMNS).where(*where).order_by(Incident.id.desc())
         .limit(CANDIDATES + 1))]
@@ -526,29 +526,36 @@ def _json_list(value) -> list:
     return json.loads(value) if isinstance(value, str) else (value or [])
 
 
-def _read_page(session: Session, principal: Principal, ids: list[int], vis,
-               extra: tuple = ()) -> tuple[list, dict]:
-    """read_incidents(html=False) for the page, in `ids` order, in one statement: plain
-    rows (no ORM entities, no search_text) with each row's lab slugs, visible models and
-    report count from correlated subqueries. The same visibility clause as the candidates
-    and read_incidents' model visibility; ordering as read_incidents (sorted here).
-    `extra`: more columns per row (PostgreSQL's snippet), returned by id."""
-    if not ids:
-        return [], {}
+def _page_select(session: Session, principal: Principal, extra: tuple = ()):
+    """Page rows as plain rows (no ORM entities, no search_text) with each row's lab
+    slugs, visible models and report count from correlated subqueries, then `extra`."""
     sqlite = session.get_bind().dialect.name == "sqlite"
-    stmt = select(*_PAGE_COLUMNS, *_page_subqueries(principal, sqlite), *extra) \
-        .where(Incident.id.in_(ids), vis)
+    return select(*_PAGE_COLUMNS, *_page_subqueries(principal, sqlite), *extra)
+
+
+def _reads_of(principal: Principal, rows: list) -> tuple[list, dict]:
+    """read_incidents(html=False) for _page_select rows, in their order (the same model
+    visibility; lab and model order as read_incidents), and the extra columns by id."""
     n = len(_PAGE_COLUMNS)
-    found, labs, models, counts, extras = {}, {}, {}, {}, {}
-    for row in session.connection().execute(stmt):
+    labs, models, counts, extras = {}, {}, {}, {}
+    for row in rows:
         iid = row[0]
-        found[iid] = row
         labs[iid] = sorted(_json_list(row[n]))
         models[iid] = [f"{lab}/{slug}" for lab, slug in sorted(map(tuple, _json_list(row[n + 1])))]
         counts[iid] = row[n + 2]
         extras[iid] = tuple(row[n + 3:])
-    return build_reads(principal, [found[i] for i in ids], labs, models, counts,
-                       html=False), extras
+    return build_reads(principal, rows, labs, models, counts, html=False), extras
+
+
+def _read_page(session: Session, principal: Principal, ids: list[int], vis,
+               extra: tuple = ()) -> tuple[list, dict]:
+    """The page's rows in `ids` order, in one statement, under the same visibility clause
+    as the candidates. `extra`: more columns per row (PostgreSQL's snippet), by id."""
+    if not ids:
+        return [], {}
+    found = {row[0]: row for row in session.connection().execute(
+        _page_select(session, principal, extra).where(Incident.id.in_(ids), vis))}
+    return _reads_of(principal, [found[i] for i in ids])
 
 
 _CANDIDATE_COLUMNS = [Incident.id, Incident.severity, Incident.status, Incident.year,
