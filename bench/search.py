@@ -3,16 +3,24 @@
     .venv/bin/python bench/search.py                 # 100k and 1M (about 10 minutes)
     .venv/bin/python bench/search.py --sizes 100000  # quick
     .venv/bin/python bench/search.py --reuse         # keep already-built databases
+    .venv/bin/python bench/search.py --sizes 1000000 --reuse \
+        --database-url postgresql://127.0.0.1:5432/sg_search   # PostgreSQL
 
-Builds a SQLite file with the real migrations (bench/out/search-<n>.db), bulk-loads it
-(FTS triggers dropped during the load, then an FTS5 'rebuild', then triggers restored),
-and times the production path, app.incidents.search.search_incidents, as an anonymous
+SQLite: builds a file with the real migrations (bench/out/search-<n>.db), bulk-loads it
+(FTS triggers dropped during the load, then an FTS5 'rebuild', then triggers restored).
+PostgreSQL: creates the database `<name>_<n>` (dropped first if a load did not finish),
+runs the real migrations, COPYs the same rows with triggers off, builds the GIN index
+after the load, VACUUM ANALYZE; a marker lab written last lets --reuse skip all that.
+Then times the production path, app.incidents.search.search_incidents, as an anonymous
 caller: ranking, snippets, total and all facet counts, limit 20.
 
 Query rows: `1w..3w` draw words uniformly from the vocabulary (mostly rare words);
 `1z..3z` draw them from the corpus's own Zipf distribution (what users type: frequent
 words dominate); `frequent` cycles through the 10 commonest words. `mix` is all of them.
-`est%` is the share of queries whose total/facets came back flagged as estimates.
+`list` is the incident list (no query: newest first, total and facets) and `list+lab`
+the same filtered by a lab; they are not part of the mix. `est%` is the share of
+queries whose total/facets came back flagged as estimates. The baseline is a scan
+(SQLite LIKE, PostgreSQL ILIKE over title and summary: count + newest 20).
 """
 
 from __future__ import annotations
