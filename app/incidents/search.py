@@ -619,18 +619,22 @@ def _pg_candidates(session: Session, parsed: ParsedQuery, where: list) -> list:
 
 
 def _pg_window(parsed: ParsedQuery, where: list, window: list, limit: int, first: bool):
-    """The newest matches in one id window. The first (small, recently written, cached)
-    window is walked newest first, testing each row: ts_match_vq is the function behind
-    @@, which the planner cannot send to the GIN index, whose scan of two common words
-    ANDed costs 15-25 ms (it estimates it far lower). Past the first, the order is on
-    `id + 0`: the planner must not walk the primary key backwards hoping to stop early
-    (its match estimate for a rare word is often 5x too high); it combines the GIN index
-    with the id range (BRIN) or reads the GIN matches."""
+    """The newest matches in one id window. In the first (small) window a query of
+    several words or a phrase is tested row by row, newest first: ts_match_vq is the
+    function behind @@, which the planner cannot send to the GIN index, whose scan of two
+    common words ANDed costs 15-25 ms (it estimates it far lower); one word is left to
+    the planner (the GIN scan of one word is cheap, and for a rare word it reads only the
+    matching pages). Past the first, the order is on `id + 0`: the planner must not walk
+    the primary key backwards hoping to stop early (its match estimate for a rare word is
+    often 5x too high); it combines the GIN index with the id range (BRIN) or reads the
+    GIN matches."""
     vector = literal_column("incident.search_vector")
-    if first:
+    several = len(parsed.groups) > 1 or any(len(words) > 1 for words in parsed.groups[0])
+    if first and several:
         match, order = func.ts_match_vq(vector, to_tsquery(parsed)), Incident.id.desc()
     else:
-        match, order = vector.op("@@")(to_tsquery(parsed)), (Incident.id + 0).desc()
+        match = vector.op("@@")(to_tsquery(parsed))
+        order = Incident.id.desc() if first else (Incident.id + 0).desc()
     inner = select(*_CANDIDATE_COLUMNS, vector.label("v")).where(*where, *window, match) \
         .order_by(order).limit(limit).subquery("c")
     return select(*[inner.c[c.key] for c in _CANDIDATE_COLUMNS],
