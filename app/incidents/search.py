@@ -12,21 +12,22 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     Double,
     String,
-    and_,
     bindparam,
+    case,
     cast,
     column,
     exists,
     func,
     literal,
     literal_column,
-    null,
-    or_,
     select,
     table,
     text,
+    tuple_,
     union_all,
 )
 from sqlmodel import Session
@@ -34,7 +35,7 @@ from sqlmodel import Session
 from app.auth.principal import Principal
 from app.errors import BadQuery, Invalid
 from app.ids import MAX_ID
-from app.incidents.service import build_reads, read_incidents, visible_incidents
+from app.incidents.service import build_reads, visible_incidents
 from app.incidents.tables import (
     Incident,
     IncidentHarm,
@@ -283,82 +284,54 @@ def search_incidents(session: Session, principal: Principal,
     if not 1 <= params.limit <= 100:
         raise Invalid("limit must be between 1 and 100", field="limit")
     parsed = parse_query(params.q) if params.q and params.q.strip() else None
-    sort = params.sort if parsed else "date"
+    where = [visible_incidents(principal, status=params.status), *_filters(params, principal)]
     sqlite = session.get_bind().dialect.name == "sqlite"
-    where = [visible_incidents(principal), *_filters(params, principal)]
-    key = None
-    if parsed is not None and sqlite:
-        return _search_bounded(session, principal, params, parsed, where, sort)
+    if not sqlite:
+        # psycopg prepares a statement run 5 times on a connection, and PostgreSQL then
+        # switches to a generic plan that ignores the values: the word's frequency, the
+        # id window, the filters. Pooled connections reach that in seconds and search got
+        # 10x slower (a GIN read of every match of a common word). Plan each time.
+        session.connection().exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
     if parsed is None:
-        source = Incident
+        return _list(session, principal, params, where)
+    sort = params.sort
+    if sqlite:
+        rows = _candidates(session, parsed, where)
+        marked = {r[0]: r[5:7] for r in rows[:CANDIDATES]}
+        scores = {i: _score(columns) for i, columns in marked.items()}
     else:
-        tsq = to_tsquery(parsed)
-        vector = literal_column("incident.search_vector")
-        source = Incident
-        where.append(vector.op("@@")(tsq))
-        # ts_rank_cd reads this row's tsvector only (PostgreSQL's ranking functions use
-        # no global information), so hidden rows cannot move a score or the order.
-        # It is higher-is-better; negate so it sorts ascending like the SQLite key.
-        # float8: a float4 rank read back through text would not equal itself in a cursor.
-        key = cast(-func.ts_rank_cd(vector, tsq), Double)
+        rows = _pg_candidates(session, parsed, where)
+        marked = None
+        scores = {r[0]: r[5] for r in rows[:CANDIDATES]}
+    return _search_bounded(session, principal, params, parsed, where, sort, rows, scores,
+                           marked)
 
-    page = select(Incident, key.label("key") if key is not None else null().label("key"))
-    page = page.select_from(source).where(*where)
-    if sort == "relevance":
-        if params.cursor:
-            _, k, last = _decode(params.cursor, sort)
-            page = page.where(or_(key > k, and_(key == k, Incident.id > last)))
-        page = page.order_by(key, Incident.id)
-    else:
-        if params.cursor:
-            _, d, last = _decode(params.cursor, sort)
-            d = date.fromisoformat(d)
-            page = page.where(or_(Incident.occurred < d,
-                                  and_(Incident.occurred == d, Incident.id < last)))
-        page = page.order_by(Incident.occurred.desc(), Incident.id.desc())
-    rows = session.execute(page.limit(params.limit + 1)).all()
-    more = len(rows) > params.limit
-    rows = rows[:params.limit]
+
+def _list(session: Session, principal: Principal, params: SearchParams,
+          where: list) -> SearchResult:
+    """No query: newest first by (occurred, id), keyset-paged through everything (an index
+    on (occurred, id) serves it). Total and facets come from the same bounded candidate
+    set as a search (the newest CANDIDATES visible rows by id), so an uncached read never
+    counts every incident; beyond the bound they are flagged as estimates."""
+    page = _page_select(session, principal).where(*where)
+    if params.cursor:
+        _, d, last = _decode(params.cursor, "date")
+        page = page.where(tuple_(Incident.occurred, Incident.id)
+                          < tuple_(literal(date.fromisoformat(d)), literal(last)))
+    page = page.order_by(Incident.occurred.desc(), Incident.id.desc())
+    found = session.connection().execute(page.limit(params.limit + 1)).all()
     cursor = None
-    if more and rows:
-        inc, k = rows[-1]
-        cursor = _encode([sort, k, inc.id] if sort == "relevance"
-                         else [sort, inc.occurred.isoformat(), inc.id])
-    incidents = [r[0] for r in rows]
-    snippets = _snippets(session, parsed, [i.id for i in incidents]) if parsed else {}
-    reads = read_incidents(session, principal, incidents, html=False)
-    hits = [Hit(read, -k if k is not None else None, snippets.get(read.id))
-            for read, (_, k) in zip(reads, rows, strict=True)]
-    total, facets = _facets(session, principal, source, where, params.facets)
-    return SearchResult(hits, total, facets, cursor)
-
-
-def _facets(session: Session, principal: Principal, source, where,
-            want: bool) -> tuple[int, dict[str, list[tuple[str, int]]]]:
-    """Total and facet counts in one statement over one materialised match set."""
-    matched = select(Incident.id.label("id"), Incident.severity, Incident.status,
-                     Incident.year).select_from(source).where(*where)
-    m = matched.cte("m").prefix_with("MATERIALIZED")
-    # `m.id + 0` below: SQLite must drive the link-table joins from the (small) match set
-    # through the link tables' primary keys, not scan every link row against an index on m.
-    parts = [select(literal("total"), cast(null(), String), func.count()).select_from(m)]
-    if want:
-        for name in ("severity", "status"):
-            parts.append(select(literal(name), m.c[name], func.count())
-                         .group_by(m.c[name]))
-        parts.append(select(literal("year"), cast(m.c.year, String), func.count())
-                     .group_by(m.c.year))
-        parts += _link_facets(m, principal)
-    facets: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS} if want else {}
-    total = 0
-    for name, value, count in session.execute(union_all(*parts)):
-        if name == "total":
-            total = count
-        else:
-            facets[name].append((str(value), count))
-    for values in facets.values():
-        values.sort(key=lambda vc: (-vc[1], vc[0]))
-    return total, facets
+    if len(found) > params.limit:
+        found = found[:params.limit]
+        cursor = _encode(["date", found[-1].occurred.isoformat(), found[-1].id])
+    reads, _ = _reads_of(principal, found)
+    rows = [tuple(r) for r in session.connection().execute(
+        select(*_CANDIDATE_COLUMNS).where(*where).order_by(Incident.id.desc())
+        .limit(CANDIDATES + 1))]
+    total, facets, exact = _counts(session, principal, rows, where[0], params.facets)
+    return SearchResult([Hit(read, None, None) for read in reads], total, facets, cursor,
+                        total_is_estimate=not exact,
+                        facets_are_estimates=not exact and params.facets)
 
 
 def _link_facets(m, principal: Principal) -> list:
@@ -379,18 +352,22 @@ def _link_facets(m, principal: Principal) -> list:
         .group_by(IncidentHarm.harm_type)]
 
 
-def _snippets(session: Session, parsed: ParsedQuery, ids: list[int]) -> dict[int, str]:
-    """PostgreSQL: ts_headline for the page's rows only (they passed the visibility
-    clause); it reads one document at a time. SQLite builds its snippets in Python from
-    the candidates' highlights (_snippet_of)."""
-    if not ids:
-        return {}
-    body = Incident.title + " — " + Incident.summary + " " + Incident.search_text
+def _headline(parsed: ParsedQuery):
+    """PostgreSQL's snippet, a column of the page statement (page rows only; they passed
+    the visibility clause): ts_headline reads one document at a time. From the title and
+    summary when they match (weights A and B of the vector), else from the linked
+    reports; never both, so a long report is re-parsed only for a row that matches
+    nowhere else (as SQLite's snippet() of reports). SQLite builds its snippets in Python
+    from the candidates' highlights (_snippet_of)."""
+    vector = literal_column("incident.search_vector")
     options = (f"StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}, MaxWords=30, MinWords=12, "
                "HighlightAll=false")
-    rows = session.execute(select(Incident.id, func.ts_headline(
-        _ENGLISH, body, to_tsquery(parsed), options)).where(Incident.id.in_(ids)))
-    return {rid: mark(snippet) for rid, snippet in rows}
+    own = func.ts_filter(vector, literal_column("'{a,b}'::\"char\"[]")).op("@@")(
+        to_tsquery(parsed))
+    return case((own, func.ts_headline(_ENGLISH, Incident.title + " — " + Incident.summary,
+                                       to_tsquery(parsed), options)),
+                else_=func.ts_headline(_ENGLISH, Incident.search_text, to_tsquery(parsed),
+                                       options))
 
 
 def mark(snippet: str) -> str:
@@ -399,12 +376,14 @@ def mark(snippet: str) -> str:
             .replace(MARK_CLOSE, "</mark>"))
 
 
-# --- SQLite: a bounded candidate set --------------------------------------------------
-# Exact totals/facets cost a join per match, so on SQLite a query never touches more than
-# the CANDIDATES newest visible matches (FTS5 walks its doclist newest-first and stops
-# there): if there are no more, everything below is exact; if there are, the ranking
-# covers those candidates, paging ends with them, and total/facets are extrapolated from
-# them, flagged as estimates. Whether the bound was hit is decided by visible rows alone.
+# --- a bounded candidate set (both databases) ---------------------------------------
+# Exact totals/facets cost a join per match, so a query never touches more than the
+# CANDIDATES newest visible matches (SQLite: FTS5 walks its doclist newest-first and stops
+# there; PostgreSQL: the GIN index's matches, newest kept): if there are no more,
+# everything below is exact; if there are, the ranking covers those candidates, paging
+# ends with them, and total/facets are extrapolated from them, flagged as estimates.
+# Whether the bound was hit is decided by visible rows alone. The list (no query) takes
+# its total and facets the same way but pages through everything.
 #
 # Scores use no corpus statistics. FTS5's bm25() weighs each phrase by its document
 # frequency and each row by the average row length, both counted over the whole table,
@@ -497,12 +476,14 @@ def _visible_span(session: Session, vis) -> tuple[int, int]:
 _LINK_FACETS: dict[tuple, object] = {}
 
 
-def _candidate_link_facets(principal: Principal):
-    key = (principal.is_coordinator, tuple(sorted(principal.lab_ids)))
+def _candidate_link_facets(principal: Principal, sqlite: bool):
+    key = (sqlite, principal.is_coordinator, tuple(sorted(principal.lab_ids)))
     stmt = _LINK_FACETS.get(key)
     if stmt is None:
         listed = func.json_each(bindparam("candidate_ids", type_=String)) \
-            .table_valued("value")
+            .table_valued("value") if sqlite else \
+            func.unnest(bindparam("candidate_ids", type_=ARRAY(BigInteger))) \
+            .table_valued("value").render_derived()
         m = select(listed.c.value.label("id")).cte("m")
         if len(_LINK_FACETS) >= 1024:
             _LINK_FACETS.clear()
@@ -518,16 +499,18 @@ _PAGE_COLUMNS = [Incident.id, Incident.title, Incident.summary, Incident.occurre
                  Incident.reporter_contact]
 
 
-def _page_subqueries(principal: Principal) -> tuple:
+def _page_subqueries(principal: Principal, sqlite: bool) -> tuple:
     """Correlated subqueries for a page row: its lab slugs and its visible models (JSON
     arrays, sorted in Python) and its report count. Cached per kind of caller."""
-    key = (principal.is_coordinator, tuple(sorted(principal.lab_ids)))
+    key = (sqlite, principal.is_coordinator, tuple(sorted(principal.lab_ids)))
     found = _PAGE_SUBQUERIES.get(key)
     if found is None:
-        labs_of = select(func.json_group_array(Lab.slug)) \
+        agg, pair = (func.json_group_array, func.json_array) if sqlite else \
+            (func.json_agg, func.json_build_array)
+        labs_of = select(agg(Lab.slug)) \
             .select_from(IncidentLab.__table__.join(Lab, Lab.id == IncidentLab.lab_id)) \
             .where(IncidentLab.incident_id == Incident.id).scalar_subquery()
-        models_of = select(func.json_group_array(func.json_array(Lab.slug, AIModel.slug))) \
+        models_of = select(agg(pair(Lab.slug, AIModel.slug))) \
             .select_from(IncidentModel.__table__
                          .join(AIModel, AIModel.id == IncidentModel.model_id)
                          .join(Lab, Lab.id == AIModel.lab_id)) \
@@ -544,53 +527,135 @@ def _page_subqueries(principal: Principal) -> tuple:
 _PAGE_SUBQUERIES: dict[tuple, tuple] = {}
 
 
-def _read_page(session: Session, principal: Principal, ids: list[int], vis) -> list:
-    """read_incidents(html=False) for the page, in `ids` order, in one statement: plain
-    rows (no ORM entities, no search_text) with each row's lab slugs, visible models and
-    report count from correlated subqueries. The same visibility clause as the candidates
-    and read_incidents' model visibility; ordering as read_incidents (sorted here)."""
-    if not ids:
-        return []
-    stmt = select(*_PAGE_COLUMNS, *_page_subqueries(principal)) \
-        .where(Incident.id.in_(ids), vis)
-    found, labs, models, counts = {}, {}, {}, {}
-    for row in session.connection().execute(stmt):
+def _json_list(value) -> list:
+    """SQLite's json_group_array is text; PostgreSQL's json_agg arrives parsed, or NULL
+    over no rows."""
+    return json.loads(value) if isinstance(value, str) else (value or [])
+
+
+def _page_select(session: Session, principal: Principal, extra: tuple = ()):
+    """Page rows as plain rows (no ORM entities, no search_text) with each row's lab
+    slugs, visible models and report count from correlated subqueries, then `extra`."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    return select(*_PAGE_COLUMNS, *_page_subqueries(principal, sqlite), *extra)
+
+
+def _reads_of(principal: Principal, rows: list) -> tuple[list, dict]:
+    """read_incidents(html=False) for _page_select rows, in their order (the same model
+    visibility; lab and model order as read_incidents), and the extra columns by id."""
+    n = len(_PAGE_COLUMNS)
+    labs, models, counts, extras = {}, {}, {}, {}
+    for row in rows:
         iid = row[0]
-        found[iid] = row
-        labs[iid] = sorted(json.loads(row[-3]))
-        models[iid] = [f"{lab}/{slug}" for lab, slug in sorted(map(tuple, json.loads(row[-2])))]
-        counts[iid] = row[-1]
-    return build_reads(principal, [found[i] for i in ids], labs, models, counts, html=False)
+        labs[iid] = sorted(_json_list(row[n]))
+        models[iid] = [f"{lab}/{slug}" for lab, slug in sorted(map(tuple, _json_list(row[n + 1])))]
+        counts[iid] = row[n + 2]
+        extras[iid] = tuple(row[n + 3:])
+    return build_reads(principal, rows, labs, models, counts, html=False), extras
 
 
-def _candidates(session: Session, parsed: ParsedQuery, where: list, sort: str) -> list:
+def _read_page(session: Session, principal: Principal, ids: list[int], vis,
+               extra: tuple = ()) -> tuple[list, dict]:
+    """The page's rows in `ids` order, in one statement, under the same visibility clause
+    as the candidates. `extra`: more columns per row (PostgreSQL's snippet), by id."""
+    if not ids:
+        return [], {}
+    found = {row[0]: row for row in session.connection().execute(
+        _page_select(session, principal, extra).where(Incident.id.in_(ids), vis))}
+    return _reads_of(principal, [found[i] for i in ids])
+
+
+_CANDIDATE_COLUMNS = [Incident.id, Incident.severity, Incident.status, Incident.year,
+                      Incident.occurred]
+
+
+def _candidates(session: Session, parsed: ParsedQuery, where: list) -> list:
     """(id, severity, status, year, occurred, title and summary highlighted) of the
     newest CANDIDATES + 1 visible matches. `rowid + 0`: FTS5 must drive (newest-first,
     consuming ORDER BY and LIMIT) and look each incident up by primary key, never be
     probed once per incident. highlight() runs on the row FTS5 is positioned on."""
     match = text("incident_fts MATCH :fts_q").bindparams(fts_q=to_fts5(parsed))
-    cols = [Incident.id, Incident.severity, Incident.status, Incident.year,
-            Incident.occurred, *_HIGHLIGHTS]
+    cols = [*_CANDIDATE_COLUMNS, *_HIGHLIGHTS]
     return [tuple(r) for r in session.connection().execute(
         select(*cols).select_from(_fts.join(Incident, Incident.id == _fts.c.rowid + 0))
         .where(*where, match).order_by(_fts.c.rowid.desc()).limit(CANDIDATES + 1))]
 
 
+# PostgreSQL finds the newest matches in windows of ids. Unbounded, the planner has two
+# plans and both are slow for a word in about 1 % of rows: walk the primary key backwards
+# testing every row (tens of thousands), or read every match the GIN index gives
+# (thousands of random heap pages, rarely cached: rows are about 2 KB). So: first the
+# newest FIRST_WINDOW ids (either plan is cheap there); if that held too few matches, the
+# next window is sized from the density seen (about twice what should hold the rest) and
+# the planner combines the GIN index with the id range; a word too rare to measure there
+# (under RARE matches) is read from the GIN index alone, below the window: it has few
+# matches anywhere.
+FIRST_WINDOW = 4096
+RARE = 8
+
+
+def _pg_candidates(session: Session, parsed: ParsedQuery, where: list) -> list:
+    """(id, severity, status, year, occurred, score) of the newest CANDIDATES + 1 visible
+    matches. ts_rank_cd (this row's tsvector only, no corpus statistics) runs on those
+    alone, in the outer query. float8: a float4 rank read back through a cursor would not
+    equal itself."""
+    connection = session.connection()
+    top = connection.execute(select(func.max(Incident.id))).scalar()
+    if top is None:
+        return []
+    rows: list = []
+    upper, width, first = top + 1, FIRST_WINDOW, True
+    while len(rows) <= CANDIDATES:
+        lower = upper - width if width else 1
+        window = [Incident.id < upper] + ([Incident.id >= lower] if lower > 1 else [])
+        rows += connection.execute(_pg_window(parsed, where, window,
+                                              CANDIDATES + 1 - len(rows), first)).all()
+        if lower <= 1:
+            break
+        seen = len(rows)
+        width = 2 * (CANDIDATES + 1 - seen) * (top + 1 - lower) // seen if seen >= RARE else 0
+        upper, first = lower, False
+    return [tuple(r) for r in rows]
+
+
+def _pg_window(parsed: ParsedQuery, where: list, window: list, limit: int, first: bool):
+    """The newest matches in one id window. In the first (small) window a query of
+    several words or a phrase is tested row by row, newest first: ts_match_vq is the
+    function behind @@, which the planner cannot send to the GIN index, whose scan of two
+    common words ANDed costs 15-25 ms (it estimates it far lower); one word is left to
+    the planner (the GIN scan of one word is cheap, and for a rare word it reads only the
+    matching pages). Past the first, the order is on `id + 0`: the planner must not walk
+    the primary key backwards hoping to stop early (its match estimate for a rare word is
+    often 5x too high); it combines the GIN index with the id range (BRIN) or reads the
+    GIN matches."""
+    vector = literal_column("incident.search_vector")
+    several = len(parsed.groups) > 1 or any(len(words) > 1 for words in parsed.groups[0])
+    if first and several:
+        match, order = func.ts_match_vq(vector, to_tsquery(parsed)), Incident.id.desc()
+    else:
+        match = vector.op("@@")(to_tsquery(parsed))
+        order = Incident.id.desc() if first else (Incident.id + 0).desc()
+    inner = select(*_CANDIDATE_COLUMNS, vector.label("v")).where(*where, *window, match) \
+        .order_by(order).limit(limit).subquery("c")
+    return select(*[inner.c[c.key] for c in _CANDIDATE_COLUMNS],
+                  cast(func.ts_rank_cd(inner.c.v, to_tsquery(parsed)), Double)) \
+        .order_by(inner.c.id.desc())
+
+
 def _search_bounded(session: Session, principal: Principal, params: SearchParams,
-                    parsed: ParsedQuery, where: list, sort: str) -> SearchResult:
-    rows = _candidates(session, parsed, where, sort)
-    exact = len(rows) <= CANDIDATES
-    rows = rows[:CANDIDATES]
-    marked = {r[0]: r[5:7] for r in rows}
-    scores = {i: _score(columns) for i, columns in marked.items()}
+                    parsed: ParsedQuery, where: list, sort: str, rows: list,
+                    scores: dict[int, float], marked: dict | None) -> SearchResult:
+    """Rank and page the candidates (both databases). `marked`: SQLite's highlighted
+    title and summary per candidate (its snippets); None on PostgreSQL (ts_headline)."""
+    candidates = rows[:CANDIDATES]
     if sort == "relevance":
-        ranked = sorted((-scores[r[0]], -r[0]) for r in rows)
+        ranked = sorted((-scores[r[0]], -r[0]) for r in candidates)
         if params.cursor:
             _, k, last = _decode(params.cursor, sort)
             ranked = [r for r in ranked if r > (k, -last)]
         ordered = [(-neg, key) for key, neg in ranked]
     else:
-        ordered = sorted(((r[4], r[0]) for r in rows), reverse=True)
+        ordered = sorted(((r[4], r[0]) for r in candidates), reverse=True)
         if params.cursor:
             _, d, last = _decode(params.cursor, sort)
             ordered = [r for r in ordered if r < (date.fromisoformat(d), last)]
@@ -601,33 +666,50 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
         i, k = page[-1]
         cursor = _encode([sort, k, i] if sort == "relevance" else [sort, k.isoformat(), i])
     ids = [i for i, _ in page]
-    reads = _read_page(session, principal, ids, where[0])
-    snippets = {i: _snippet_of(marked[i]) for i in ids}
-    snippets.update(_report_snippets(session, parsed, [i for i in ids if not snippets[i]]))
+    if marked is not None:
+        reads, _ = _read_page(session, principal, ids, where[0])
+        snippets = {i: _snippet_of(marked[i]) for i in ids}
+        snippets.update(_report_snippets(session, parsed,
+                                         [i for i in ids if not snippets[i]]))
+    else:
+        reads, extras = _read_page(session, principal, ids, where[0], (_headline(parsed),))
+        snippets = {i: mark(extras[i][0]) for i in ids}
     hits = [Hit(read, scores[read.id], snippets.get(read.id)) for read in reads]
-    # Facets over the candidates: the scan above already read severity, status and year;
-    # the link tables are joined from a JSON list of the candidate ids (one parameter).
+    total, facets, exact = _counts(session, principal, rows, where[0], params.facets)
+    return SearchResult(hits, total, facets, cursor, total_is_estimate=not exact,
+                        facets_are_estimates=not exact and params.facets)
+
+
+def _counts(session: Session, principal: Principal, rows: list, vis,
+            want: bool) -> tuple[int, dict[str, list[tuple[str, int]]], bool]:
+    """Total and facets from candidate rows (id, severity, status, year, ...), newest id
+    first, at most CANDIDATES + 1 of them (the extra one only says there are more).
+    Severity, status and year are already in the rows; the link tables are joined from
+    the candidate ids (one array parameter). Beyond the bound: extrapolated by id density
+    (the candidates are every visible match from the oldest candidate's id up; scaled to
+    the caller's visible id span), built only from visible rows, so embargoed rows cannot
+    move a number. Returns (total, facets, exact)."""
+    exact = len(rows) <= CANDIDATES
+    rows = rows[:CANDIDATES]
     total = len(rows)
     facets: dict[str, list[tuple[str, int]]] = {}
-    if params.facets:
+    if want:
         counts = {name: Counter(str(r[col]) for r in rows)
                   for col, name in ((1, "severity"), (2, "status"), (3, "year"))}
         facets = {name: list(counts.get(name, {}).items()) for name in FACETS}
         if rows:
+            ids = [r[0] for r in rows]
+            sqlite = session.get_bind().dialect.name == "sqlite"
             for name, value, count in session.connection().execute(
-                    _candidate_link_facets(principal),
-                    {"candidate_ids": json.dumps([r[0] for r in rows])}):
+                    _candidate_link_facets(principal, sqlite),
+                    {"candidate_ids": json.dumps(ids) if sqlite else ids}):
                 facets[name].append((str(value), count))
     if not exact:
-        # Extrapolate by id density: the candidates are every visible match from the
-        # oldest candidate's id up; scale to the caller's visible id span. Built only from
-        # visible rows, so embargoed text cannot move it.
-        lo, hi = _visible_span(session, where[0])
+        lo, hi = _visible_span(session, vis)
         factor = (hi - lo + 1) / (hi - rows[-1][0] + 1)
         total = max(CANDIDATES + 1, round(total * factor))
         facets = {name: [(v, max(1, round(c * factor))) for v, c in values]
                   for name, values in facets.items()}
     for values in facets.values():
         values.sort(key=lambda vc: (-vc[1], vc[0]))
-    return SearchResult(hits, total, facets, cursor, total_is_estimate=not exact,
-                        facets_are_estimates=not exact and params.facets)
+    return total, facets, exact

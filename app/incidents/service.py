@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from sqlalchemy import and_, delete, exists, func, or_, true
+from sqlalchemy import and_, delete, exists, false, func, or_, true
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
@@ -61,20 +61,24 @@ def check_harm_types(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def visible_incidents(principal: Principal, table=Incident):
+def visible_incidents(principal: Principal, table=Incident, status: str | None = None):
     """WHERE clause: public once confirmed/resolved and past embargo; else reporter,
-    affected labs and coordinators. Evaluated against the clock at query time."""
+    affected labs and coordinators. Evaluated against the clock at query time.
+    `status`: the query also requires this status; the public branch is then dropped
+    when it cannot hold (same rows, but the planner sees it: it cannot tell that
+    `status IN (public) AND status = 'submitted'` is empty, and walks every row)."""
     if principal.is_coordinator:
         return true()
     now = utcnow()
-    clauses = [and_(table.status.in_(PUBLIC_STATUSES),
-                    or_(table.embargo_until.is_(None), table.embargo_until <= now))]
+    clauses = [] if status is not None and status not in PUBLIC_STATUSES else \
+        [and_(table.status.in_(PUBLIC_STATUSES),
+              or_(table.embargo_until.is_(None), table.embargo_until <= now))]
     if principal.user_id is not None:
         clauses.append(table.reporter_id == principal.user_id)
     if principal.lab_ids:
         clauses.append(exists().where(IncidentLab.incident_id == table.id,
                                       IncidentLab.lab_id.in_(principal.lab_ids)))
-    return or_(*clauses)
+    return or_(*clauses) if clauses else false()
 
 
 def reachable(principal: Principal):

@@ -20,11 +20,13 @@ PUBLIC_STATUSES = ("confirmed", "resolved")
 class Incident(RenderedMarkdown, table=True):
     """One harm event. Its text is indexed for search with its linked reports' text."""
     __markdown__ = ("summary",)
-    __table_args__ = (Index("ix_incident_status_embargo", "status", "embargo_until"),)
+    # (occurred, id): the list's order and keyset (migration 0011).
+    __table_args__ = (Index("ix_incident_status_embargo", "status", "embargo_until"),
+                      Index("ix_incident_occurred_id", "occurred", "id"))
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     title: str = Field(max_length=200)
     summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    occurred: date = Field(index=True)
+    occurred: date
     # Denormalised from `occurred` so the year facet is a plain GROUP BY on both backends.
     year: int = Field(index=True)
     harm_types: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
