@@ -110,7 +110,7 @@ def moderation_page(principal: Principal, cursor: str | None = None,
         reads = [h.incident for h in result.hits]
     next_url = "?" + urlencode({"cursor": result.next_cursor}) if result.next_cursor else None
     return page("console/moderation.html", me=principal, items=reads, total=result.total,
-                next_url=next_url, done=done)
+                estimate=result.total_is_estimate, next_url=next_url, done=done)
 
 
 def _detail_context(principal: Principal, incident_id: int) -> dict:

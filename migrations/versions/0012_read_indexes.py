@@ -1,14 +1,14 @@
 """Read indexes: an entity's own history in the event log.
 
 Revision ID: 0012
-Revises: 0010_ecosystem
+Revises: 0011
 Create Date: 2026-11-28 08:00:00
 """
 from alembic import op
 
 
 revision = '0012'
-down_revision = '0010_ecosystem'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
