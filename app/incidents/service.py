@@ -28,6 +28,7 @@ from app.labs.tables import Lab
 from app.markdown import stored_html
 from app.models.service import find_model, visible_models
 from app.models.tables import AIModel
+from app.rowexists import row_exists
 from app.timeutil import utcnow
 from app.versioning import claim_version
 
@@ -84,8 +85,10 @@ def visible_incidents(principal: Principal, table=Incident, status: str | None =
 def reachable(principal: Principal):
     """Visible, or a duplicate whose target is visible (it redirects there forever)."""
     target = aliased(Incident)
-    via_target = and_(Incident.status == "duplicate", exists().where(
-        target.id == Incident.duplicate_of, visible_incidents(principal, target)))
+    # A per-row probe of the target by its key (app.rowexists), not a set of every
+    # visible incident built for each query.
+    via_target = and_(Incident.status == "duplicate", row_exists(
+        target, target.id == Incident.duplicate_of, visible_incidents(principal, target)))
     return or_(visible_incidents(principal), via_target)
 
 
