@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -26,6 +27,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Table statistics for the query planner, as SQLite advises for each new connection:
+    # without them it picks an index on `status` for the incident list and sorts 50,000
+    # rows (37 ms) instead of walking the (occurred, id) index (0.1 ms). analysis_limit
+    # bounds the work on big tables; it does nothing when the statistics are current.
+    try:
+        cur.execute("PRAGMA analysis_limit=1000")
+        cur.execute("PRAGMA optimize=0x10002")
+    except sqlite3.Error:  # a read-only or busy database: plan without fresh statistics
+        pass
     cur.close()
 
 
