@@ -29,14 +29,28 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     # Table statistics for the query planner, as SQLite advises for each new connection:
     # without them it picks an index on `status` for the incident list and sorts 50,000
-    # rows (37 ms) instead of walking the (occurred, id) index (0.1 ms). analysis_limit
-    # bounds the work on big tables; it does nothing when the statistics are current.
+    # rows (37 ms) instead of walking the (occurred, id) index (0.1 ms).
     try:
-        cur.execute("PRAGMA analysis_limit=1000")
-        cur.execute("PRAGMA optimize=0x10002")
+        _plan_statistics(cur)
     except sqlite3.Error:  # a read-only or busy database: plan without fresh statistics
         pass
     cur.close()
+
+
+def _plan_statistics(cur) -> None:
+    """A full ANALYZE (0.4 s at 500k events) when a table with rows has no statistics;
+    else PRAGMA optimize, which re-analyzes only tables that grew a lot (and, in SQLite
+    3.40, never a table that had no rows when last analyzed, hence the check). A sampled
+    ANALYZE (analysis_limit) misjudged the status index as selective."""
+    known = set()
+    if cur.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
+        known = {row[0] for row in cur.execute("SELECT DISTINCT tbl FROM sqlite_stat1")}
+    indexed = [row[0] for row in cur.execute(
+        "SELECT DISTINCT tbl_name FROM sqlite_master WHERE type = 'index' "
+        "AND tbl_name NOT LIKE 'sqlite_%'")]
+    missing = any(cur.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone()
+                  for t in indexed if t not in known)
+    cur.execute("ANALYZE" if missing else "PRAGMA optimize=0x10002")
 
 
 def _sqlite_begin(conn) -> None:
