@@ -19,6 +19,7 @@ An entry is stored only if the token did not move while it was computed.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import re
@@ -356,6 +357,7 @@ def read_cache_middleware(app):
         # JSON answers do not depend on Accept; only 200s are stored (error bodies may
         # follow Accept), and never an encoded body (it would depend on Accept-Encoding).
         key = (scope["path"], scope["query_string"])
+        flight = (id(asyncio.get_running_loop()), key)
         while True:
             answer = cache.get(key, token)
             if answer is not None:
@@ -368,7 +370,9 @@ def read_cache_middleware(app):
                 return
             # One computation per key at a time: after a write, a burst of identical reads
             # would otherwise all miss at once and queue behind each other.
-            running = inflight.get(key)
+            # Per event loop: an anyio Event wakes waiters of its own loop only (one app
+            # may be served by two loops, e.g. a test client beside a live server).
+            running = inflight.get(flight)
             if running is None or running[0] != token:
                 break
             await running[1].wait()
@@ -377,12 +381,12 @@ def read_cache_middleware(app):
                 await app(scope, receive, send)
                 return
         done = anyio.Event()
-        inflight[key] = (token, done)
+        inflight[flight] = (token, done)
         try:
             await _compute_and_store(app, scope, receive, send, cache, key, token)
         finally:
-            if inflight.get(key, (None, None))[1] is done:
-                del inflight[key]
+            if inflight.get(flight, (None, None))[1] is done:
+                del inflight[flight]
             done.set()
 
     return middleware

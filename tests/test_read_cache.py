@@ -250,3 +250,31 @@ def test_gzip_variant_is_the_same_answer_and_changes_with_writes(client, world):
     assert b"Renamed for the gzip test" in first.content
     encoding, after = wire(f"{model}/card")
     assert encoding == "gzip" and b"Renamed for the gzip test" in gz.decompress(after)
+
+
+def test_one_app_served_by_two_event_loops_never_waits_on_the_others_computation(
+        client, world, live_server, monkeypatch):
+    """A read waits for an identical read in flight only on its own event loop: an anyio
+    Event does not wake another loop's waiter (a test client beside a live server hung)."""
+    import threading
+
+    import app.readcache as readcache
+
+    compress = readcache.with_gzip
+
+    def slow_gzip(answer):  # keeps the live server's computation in flight a while
+        time.sleep(1.5)
+        return compress(answer)
+
+    monkeypatch.setattr(readcache, "with_gzip", slow_gzip)
+    path = f"/api/v1/models/{world.model_a}/card.md"
+    other = threading.Thread(target=lambda: httpx.get(live_server + path, timeout=30))
+    other.start()
+    time.sleep(0.5)  # the live server has answered and is compressing
+    got = []
+    mine = threading.Thread(target=lambda: got.append(client.get(path).status_code),
+                            daemon=True)
+    mine.start()
+    mine.join(10)
+    assert got == [200], "the read waited on the other event loop's computation"
+    other.join(30)
