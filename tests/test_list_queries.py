@@ -7,7 +7,7 @@ from app.db import session_scope
 from app.labs.service import create_lab
 from app.models.schemas import ModelCreate
 from app.models.service import create_model
-from tests.test_read_cache import count_queries
+from tests.queries import count_queries
 
 
 def _queries(client, world, path) -> int:

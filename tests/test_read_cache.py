@@ -9,37 +9,21 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import event
 
 from app import create_app
 from app.db import get_engine
 from app.timeutil import freeze
 from tests.evals.test_results_api import LM_EVAL
+from tests.queries import count_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBARGO = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@contextmanager
-def count_queries():
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 def anon(client, path):

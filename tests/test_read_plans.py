@@ -10,39 +10,22 @@ materialised), for every statement the reads run.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import event
 
 from app import create_app
 from app.auth.principal import SYSTEM
 from app.db import get_engine, session_scope
 from app.events.service import record
+from tests.queries import count_queries
 from tests.visibility_world import Builder
 
 READS = ["/api/v1/events", "/api/v1/events?entity_type=checkpoint",
          "/api/v1/evals/runs", "/api/v1/evals/results", "/api/v1/checkpoints",
          "/api/v1/plans", "/api/v1/models", "/api/v1/agreements",
          "/api/v1/models/{model}/card", "/api/v1/models/{model}/card.md"]
-
-
-@contextmanager
-def statements():
-    seen: list[tuple[str, object]] = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, parameters))
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 def plan_text(backend: str, statement: str, parameters) -> str:
@@ -100,7 +83,7 @@ def hashed_sets(backend: str, plan: str) -> set[str]:
 @pytest.mark.parametrize("path", READS)
 def test_an_uncached_read_builds_no_visible_set(uncached, registry, backend, path):
     path = path.format(**registry)
-    with statements() as seen:
+    with count_queries(selects_only=True) as seen:
         r = uncached.get(path)
         assert r.status_code == 200, r.text
     assert seen
@@ -133,7 +116,7 @@ def test_an_entitys_history_is_read_through_its_own_index(uncached, registry, ba
     if backend != "sqlite":
         pytest.skip("plan choice on a tiny PostgreSQL table says nothing")
     path = f"/api/v1/events?entity_type=model&entity_id={registry['model']}"
-    with statements() as seen:
+    with count_queries(selects_only=True) as seen:
         items = uncached.get(path).json()["items"]
     assert [e["action"] for e in items][:1] == ["created"]
     plan = plan_text(backend, *seen[-1])
