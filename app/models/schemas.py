@@ -10,7 +10,8 @@ from app.ids import MAX_ID, OptionalId
 from app.models.hub_ids import HUB_LICENCES, LIBRARY, PIPELINE_TAGS, REPO_ID
 
 
-class CardFields(BaseModel):
+class CardMetadata(BaseModel):
+    """The card's short facts: what lists show beside a model's name."""
     model_config = ConfigDict(extra="forbid")
     licence: str | None = Field(default=None, max_length=100)
     architecture: str | None = Field(default=None, max_length=100)
@@ -21,6 +22,10 @@ class CardFields(BaseModel):
     pipeline_tag: str | None = Field(default=None, max_length=64)
     base_model: list[str] = Field(default_factory=list, max_length=20)
     datasets: list[str] = Field(default_factory=list, max_length=100)
+
+
+class CardFields(CardMetadata):
+    """The whole card: its facts and its prose sections."""
     model_details: str = Field(default="", max_length=100_000)
     intended_use: str = Field(default="", max_length=100_000)
     factors: str = Field(default="", max_length=100_000)
@@ -87,37 +92,25 @@ class ModelUpdate(BaseModel):
     card: dict | None = None
 
 
-class ModelSummary(BaseModel):
+class ModelIdentity(BaseModel):
+    """What names a model in every read of it (the reads set their own config)."""
+    id: int
+    lab: str
+    slug: str
+    name: str
+    public: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelSummary(CardMetadata, ModelIdentity):
     """A model as lists show it: identity and card metadata, not the card's prose. A page
     of 50 full cards with their rendered HTML is over half a megabyte; the prose is one
     `GET /api/v1/models/{id}` away."""
     model_config = ConfigDict(from_attributes=True, extra="ignore")
-    id: int
-    lab: str
-    slug: str
-    name: str
-    public: bool
-    version: int
-    licence: str | None = None
-    architecture: str | None = None
-    parameter_count: int | None = None
-    languages: list[str] = Field(default_factory=list)
-    library_name: str | None = None
-    pipeline_tag: str | None = None
-    base_model: list[str] = Field(default_factory=list)
-    datasets: list[str] = Field(default_factory=list)
-    created_at: datetime
-    updated_at: datetime
 
 
-class ModelRead(CardFields):
+class ModelRead(ModelIdentity, CardFields):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
-    id: int
-    lab: str
-    slug: str
-    name: str
-    public: bool
-    version: int
-    created_at: datetime
-    updated_at: datetime
     card_html: dict[str, str] = Field(default_factory=dict)
