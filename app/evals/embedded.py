@@ -73,7 +73,6 @@ def start(settings: Settings):
                     proc.wait()
         thread.join(timeout)
 
-    stop.processes = current  # for tests and operators: the live child
     return stop
 
 

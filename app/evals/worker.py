@@ -35,7 +35,8 @@ STAGING_MAX_AGE_S = 3600.0
 # One suite at a time per process: transformers' from_pretrained is not thread-safe (it
 # patches module globals while loading) and torch already uses every core for one model.
 _RUN_LOCK = threading.Lock()
-# Set by the in-process worker: torch threads to use (None: torch's default, every core).
+# Set by the embedded worker process (limit_torch_threads): torch threads to use (None:
+# torch's default, every core).
 _INPROCESS_THREADS: int | None = None
 
 
@@ -353,10 +354,6 @@ def limit_torch_threads() -> None:
     _INPROCESS_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
 
-def _full_speed_worker(settings: Settings, stop_event: threading.Event) -> None:
-    run_worker(settings, stop_event=stop_event)
-
-
 def start_inprocess_worker(settings: Settings):
     """The embedded worker; returns stop(). By default a child process at lower priority
     (app/evals/embedded.py); with STAGEGATE_WORKER_YIELD=0 a thread of this process at
@@ -366,8 +363,9 @@ def start_inprocess_worker(settings: Settings):
 
         return embedded.start(settings)
     stop_event = threading.Event()
-    thread = threading.Thread(target=_full_speed_worker, args=(settings, stop_event),
-                              daemon=True, name="stagegate-worker")
+    thread = threading.Thread(target=run_worker, args=(settings,),
+                              kwargs={"stop_event": stop_event}, daemon=True,
+                              name="stagegate-worker")
     thread.start()
 
     def stop(timeout: float = 5.0) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from app.agreements.tables import (
@@ -165,8 +165,6 @@ def next_disclosure(session: Session, plan: ReleasePlan) -> datetime | None:
     """When evidence of this plan hidden from the public may next become public by the
     clock alone (an incident's embargo ends, an agreement's confidentiality ends), so the
     announced (public) verdicts are re-judged then."""
-    from sqlalchemy import func
-
     now = utcnow()
     found = [
         session.exec(select(func.min(Incident.embargo_until))
