@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.checkpoints.tiny import tiny_gpt2
+from tests.checkpoints.tiny import checkpoint_files, tiny_gpt2, upload
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -19,9 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 @pytest.fixture
 def weights(world, client, tmp_path):
     src = tiny_gpt2(tmp_path)
-    files = [("files", (p.name, p.read_bytes())) for p in sorted(src.iterdir())]
-    up = client.post("/api/v1/checkpoints", files=files, headers=world.a_member.headers,
-                     data={"model": "lab-a/m", "name": "c1", "access_level": "public"})
+    up = upload(client, world.a_member, checkpoint_files(src), name="c1")
     assert up.status_code == 201, up.text
     body = (src / "model.safetensors").read_bytes()
     return f"/api/v1/checkpoints/{up.json()['id']}/files/model.safetensors", body

@@ -8,15 +8,13 @@ import threading
 import pytest
 
 from app.evals.worker import run_worker
-from tests.checkpoints.tiny import SMALL, corpus, tiny_gpt2
+from tests.checkpoints.tiny import SMALL, checkpoint_files, corpus, tiny_gpt2, upload
 
 
 @pytest.fixture
 def queued(world, client, tmp_path):
     src = tiny_gpt2(tmp_path)
-    files = [("files", (p.name, p.read_bytes())) for p in sorted(src.iterdir())]
-    up = client.post("/api/v1/checkpoints", files=files, headers=world.a_member.headers,
-                     data={"model": "lab-a/m", "name": "c1", "access_level": "public"})
+    up = upload(client, world.a_member, checkpoint_files(src), name="c1")
     assert up.status_code == 201, up.text
     return up.json()["id"]
 
