@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -35,6 +36,23 @@ PG_UP = _pg_reachable()
 def _pg(sql: str) -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(sql)
+
+
+def empty_database_url(backend: str, sqlite_file: Path, prefix: str = "sg_e") -> str:
+    """A new, empty (un-migrated) database: the SQLite file, or a PostgreSQL database
+    with a unique name."""
+    if backend == "sqlite":
+        return f"sqlite:///{sqlite_file}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _pg(f"CREATE DATABASE {name}")
+    return f"{PG_BASE}/{name}"
+
+
+def drop_database_url(url: str) -> None:
+    """Drops a PostgreSQL database made by empty_database_url (SQLite files go with
+    tmp_path)."""
+    if url.startswith("postgresql"):
+        _pg(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")

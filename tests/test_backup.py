@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import stat
 import tarfile
-import uuid
 
 from click.testing import CliRunner
 from litestar.testing import TestClient
@@ -16,7 +15,7 @@ from app.cli import main
 from app.db import engine_for, upgrade
 from app.settings import Settings, configure
 from tests.checkpoints.tiny import tiny_gpt2
-from tests.conftest import PG_BASE, _pg
+from tests.conftest import drop_database_url, empty_database_url
 
 
 def _cli(*args):
@@ -44,12 +43,7 @@ def test_backup_then_restore_into_an_empty_registry(backend, settings, world, cl
 
     # A fresh, empty registry elsewhere (another data folder, another database).
     fresh_dir = tmp_path / "fresh"
-    if backend == "sqlite":
-        url = f"sqlite:///{fresh_dir / 'stagegate.db'}"
-    else:
-        name = f"sg_r_{uuid.uuid4().hex[:12]}"
-        _pg(f"CREATE DATABASE {name}")
-        url = f"{PG_BASE}/{name}"
+    url = empty_database_url(backend, fresh_dir / "stagegate.db", "sg_r")
     restored = configure(Settings(data_dir=fresh_dir, database_url=url,
                                   inprocess_worker=False))
     try:
@@ -75,8 +69,7 @@ def test_backup_then_restore_into_an_empty_registry(backend, settings, world, cl
         engine_for(url).dispose()
         engine_for.cache_clear()
         configure(settings)
-        if backend == "postgresql":
-            _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_database_url(url)
 
 
 def test_restore_refuses_what_is_not_a_backup(settings, tmp_path):

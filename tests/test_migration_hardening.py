@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 
 import sqlalchemy
 from alembic import command
 from sqlalchemy import inspect, text
 
 from app.db import alembic_config, engine_for
-from tests.conftest import PG_BASE, _pg
+from tests.conftest import drop_database_url, empty_database_url
 
 ROWS = [
     "INSERT INTO lab (slug, name, created_at) VALUES ('a', 'A', '2020-01-01')",
@@ -21,12 +20,7 @@ ROWS = [
 
 
 def test_0005_round_trip_keeps_rows(backend, tmp_path):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.db'}"
-    else:
-        name = f"sg_m_{uuid.uuid4().hex[:12]}"
-        _pg(f"CREATE DATABASE {name}")
-        url = f"{PG_BASE}/{name}"
+    url = empty_database_url(backend, tmp_path / "m.db", "sg_m")
     cfg = alembic_config(url)
     engine = engine_for(url)
     try:
@@ -59,5 +53,4 @@ def test_0005_round_trip_keeps_rows(backend, tmp_path):
     finally:
         engine.dispose()
         engine_for.cache_clear()
-        if backend == "postgresql":
-            _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_database_url(url)
