@@ -468,12 +468,27 @@ def read_incident(session: Session, principal: Principal, incident: Incident) ->
     return read_incidents(session, principal, [incident])[0]
 
 
-def export_batches(session: Session, principal: Principal, batch: int = 500):
-    """Every incident the caller may see (duplicates excluded), by id, in batches."""
-    after = 0
-    while True:
+def _exported(principal: Principal):
+    """What an export holds: every incident the caller may see, duplicates excluded."""
+    return (visible_incidents(principal), Incident.status != "duplicate")
+
+
+def export_page_end(session: Session, principal: Principal, after: int,
+                    limit: int) -> tuple[int | None, bool]:
+    """The last id of the export page after `after` (None: the page is empty) and
+    whether more follow it; ids only, one statement."""
+    ids = list(session.exec(select(Incident.id).where(*_exported(principal),
+                                                      Incident.id > after)
+                            .order_by(Incident.id).limit(limit + 1)))
+    return (ids[:limit][-1] if ids else None), len(ids) > limit
+
+
+def export_batches(session: Session, principal: Principal, after: int, last: int | None,
+                   batch: int = 500):
+    """The exported incidents with ids in (after, last], by id, in batches."""
+    while last is not None and after < last:
         rows = list(session.exec(select(Incident).where(
-            visible_incidents(principal), Incident.status != "duplicate", Incident.id > after)
+            *_exported(principal), Incident.id > after, Incident.id <= last)
             .order_by(Incident.id).limit(batch)))
         if not rows:
             return

@@ -25,3 +25,22 @@ def test_list_search_and_show_only_what_the_reader_may_see(file_incident, stageg
     code, out, err = stagegate("incident", "show", hidden["id"])
     assert code == 2 and out == "" and err.startswith("error: 404")
     assert len(err.splitlines()) == 1
+
+
+def test_export_follows_the_pages_into_one_file(file_incident, stagegate, tmp_path):
+    public = [file_incident(to=("triaged", "confirmed"), title=f"Public {n}",
+                            summary="two\nlines, \"quoted\"")["id"] for n in range(3)]
+    file_incident(title="Not reviewed yet")
+    code, out, err = stagegate("incident", "export", "--page-size", "2")
+    assert code == 0, err
+    assert [row["id"] for row in json.loads(out)] == public
+    target = tmp_path / "incidents.csv"
+    code, out, err = stagegate("incident", "export", "--format", "csv", "--page-size", "2",
+                               "-o", str(target))
+    assert code == 0, err
+    import csv
+    with target.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["id"]) for r in rows] == public
+    assert rows[0]["summary"] == "two\nlines, \"quoted\""
+    assert err.splitlines() == ["2 incidents", "3 incidents"]  # progress, page by page
