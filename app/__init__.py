@@ -102,10 +102,32 @@ def create_app(settings: Settings | None = None) -> Litestar:
             components=Components(security_schemes={"bearer": SecurityScheme(
                 type="http", scheme="bearer",
                 description="an API token: `Authorization: Bearer sg_...`")})),
+        logging_config=_logging_config(),
         **_startup_hooks(_worker_hooks(settings)),
     )
     repair_options(app)
     return app
+
+
+_LOGGING = None
+
+
+def _logging_config():
+    """Litestar's default logging, configured once per process: its dictConfig starts a
+    queue-listener thread that nothing stops, one more with every create_app (tests and
+    backup restores build many apps; a test worker ended with ~690 idle threads)."""
+    global _LOGGING
+    if _LOGGING is None:
+        from litestar.logging import LoggingConfig
+
+        class OncePerProcess(LoggingConfig):
+            def configure(self):
+                if "_get_logger" not in self.__dict__:
+                    self.__dict__["_get_logger"] = super().configure()
+                return self.__dict__["_get_logger"]
+
+        _LOGGING = OncePerProcess()
+    return _LOGGING
 
 
 def _startup_hooks(hooks: dict) -> dict:
