@@ -275,10 +275,25 @@ def measure(env: dict, cache: bool, args) -> list[tuple[str, str, dict]]:
             assert first.status_code == 200, (path, first.status_code, first.text[:500])
             wrk(base + path, 1, args.connections)  # warm-up (and the cache's first fill)
             rows.append((name, path, wrk(base + path, args.seconds, args.connections)))
+        if wanted(args, "incident export", "/api/v1/incidents/export"):
+            rows.append(full_export(base))
         return rows
     finally:
         server.terminate()
         server.wait(10)
+
+
+def full_export(base: str) -> tuple[str, str, dict]:
+    """One client fetching the whole export page by page, as `stagegate incident export`
+    does (10,000 a page, following Link: rel=next): seconds for everything, not a rate."""
+    start, path, pages, size = time.perf_counter(), "/api/v1/incidents/export?limit=10000", 0, 0
+    with httpx.Client(base_url=base, timeout=300) as client:
+        while path:
+            response = client.get(path)
+            pages, size = pages + 1, size + len(response.content)
+            path = response.links.get("next", {}).get("url")
+    return ("whole export", "", {"seconds": time.perf_counter() - start, "pages": pages,
+                                 "mb": size / 1e6})
 
 
 def _eval_model(root: Path) -> Path:
@@ -410,6 +425,10 @@ def main() -> None:
         print(f"\n[{label}]\n| endpoint | req/s | p50 ms | p99 ms | share of /healthz |"
               "\n| --- | ---: | ---: | ---: | ---: |")
         for name, path, r in rows:
+            if "seconds" in r:
+                print(f"| whole export, {r['pages']} pages of 10,000 ({r['mb']:.0f} MB) | "
+                      f"one client: {r['seconds']:.2f} s | | | |")
+                continue
             bad = f" ({r['errors']} errors)" if r["errors"] else ""
             print(f"| `{path}` | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
                   f"{r['rps'] / healthz:.1%}{bad} |")
