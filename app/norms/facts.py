@@ -90,7 +90,6 @@ class IncidentFacts:
     title: str
     severity: str
     status: str
-    visible: bool = True  # may the reader see its id and title
 
 
 @dataclass

@@ -171,14 +171,14 @@ def test_no_open_incidents_by_severity_and_status():
     s = stage(1)
     rows = [IncidentFacts(1, "spam", "medium", "triaged"),
             IncidentFacts(2, "fraud", "critical", "resolved"),
-            IncidentFacts(3, "hidden", "high", "submitted", visible=False)]
+            IncidentFacts(3, "voice clone", "high", "submitted")]
     out = run("no_open_incidents", facts(s, incidents=rows), s, min_severity="high")
-    assert out.verdict == "fail" and out.measured == 1 and out.evidence == []
-    assert "not public yet" in out.detail
+    assert out.verdict == "fail" and out.measured == 1
+    assert [e["id"] for e in out.evidence] == [3]
     out = run("no_open_incidents", facts(s, incidents=rows), s, min_severity="critical")
     assert out.verdict == "pass"
     out = run("no_open_incidents", facts(s, incidents=rows), s, min_severity="medium")
-    assert out.verdict == "fail" and [e["id"] for e in out.evidence] == [1]
+    assert out.verdict == "fail" and [e["id"] for e in out.evidence] == [1, 3]
 
 
 def test_model_card_sections():
