@@ -1,4 +1,4 @@
-"""Exact cache of anonymous public GET answers, dropped whenever the database or the clock could change them.
+"""Exact cache of anonymous public GET answers (API and pages), dropped whenever the database or the clock could change them.
 
 Why it is exact:
 - Data: a cache entry is valid only while the database's change token is what it was
@@ -8,12 +8,16 @@ Why it is exact:
   trigger on every table in the same transaction as any write (migration 0009), so it is
   visible exactly when the write is, to every server process.
 - Clock: visibility also depends on time (embargoes, confidentiality, agreement terms,
-  events' `visible_from`). With each token we compute the next instant any of those flips
-  (`horizon`); entries live only while now < horizon, and an answer computed past it is
-  never stored.
-- Audience: only answers to anonymous callers (no Authorization, no Cookie) of routes
-  marked public are stored and served, so an answer is only ever given to a caller whose
-  answer it is.
+  events' `visible_from`), and compliance verdicts on today's date and on exemptions'
+  expiry. With each token we compute the next instant any of those flips (`horizon`,
+  at the latest the next midnight UTC); entries live only while now < horizon, and an
+  answer computed past it is never stored.
+- Audience: only answers to anonymous callers (no Authorization, no cookie but the CSRF
+  one) of routes marked public are stored and served, so an answer is only ever given to
+  a caller whose answer it is. A page that carries the request's CSRF token (a form) is
+  that browser's own and never stored; the CSRF cookie itself is set outside the cache.
+- Address: the scheme and the Host/forwarding headers are part of the key (feeds and
+  exported cards hold absolute links built from them).
 An entry is stored only if the token did not move while it was computed.
 """
 
@@ -27,7 +31,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 import anyio
 from sqlalchemy import BigInteger, Column, func, select, text
@@ -162,19 +166,24 @@ def accepts_gzip(headers) -> bool:
     return False
 
 
-def clock_horizon(engine: Engine, now: datetime) -> datetime | None:
-    """The next instant after `now` at which any time-dependent visibility flips."""
+def clock_horizon(engine: Engine, now: datetime) -> datetime:
+    """The next instant after `now` at which any time-dependent answer may change: a
+    visibility flips (embargo, confidentiality, agreement terms, an event's
+    `visible_from`), an exemption expires, or the day changes (compliance verdicts on
+    the plan and model pages are judged on today's date: evaluation age, days between
+    stages)."""
     from app.agreements.tables import DisclosureAgreement as A
     from app.events.tables import Event
     from app.incidents.tables import Incident
+    from app.norms.tables import PolicyExemption
 
     columns = (Incident.embargo_until, Event.visible_from, A.confidential_until,
-               A.starts_at, A.ends_at)
+               A.starts_at, A.ends_at, PolicyExemption.expires_at)
     with engine.connect() as conn:
         found = [conn.execute(select(func.min(col)).where(col > now)).scalar()
                  for col in columns]
-    found = [f for f in found if f is not None]
-    return min(found) if found else None
+    midnight = datetime.combine(now.date() + timedelta(days=1), time(), now.tzinfo)
+    return min([f for f in found if f is not None] + [midnight])
 
 
 class ReadCache:
@@ -288,10 +297,44 @@ class ReadCache:
 
 # --- ASGI middleware -----------------------------------------------------------------
 
-_BYPASS = (b"authorization", b"cookie", b"if-none-match", b"if-modified-since", b"range")
-# Answers that depend on more than the database and the horizon's clock columns: policy
-# files on disk, and compliance verdicts/exemptions judged against today's date.
-_UNCACHED = re.compile(r"^/api/v1/policies|/compliance|/exemptions")
+_BYPASS = (b"authorization", b"if-none-match", b"if-modified-since", b"range")
+# The only cookie an anonymous browser carries: the CSRF cookie every page sets. Any other
+# (the sign-in session) means the answer may be someone's own.
+CSRF_COOKIE = "sg_csrf"
+# Answers that depend on more than the database, the clock horizon and the process's
+# policies: policy files read from disk, and the live compliance endpoints (their own
+# judgement dates), static files. Pages that embed compliance are judged on today's
+# date, which the horizon covers (it ends at midnight).
+_UNCACHED = re.compile(r"^/api/v1/policies|^/policies|/compliance|/exemptions|^/static/|^/schema")
+# What the request's own address decides in an answer (absolute links in feeds and
+# exported cards), so it is part of the key.
+_ADDRESS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"forwarded")
+
+
+def anonymous(headers) -> bool:
+    """No credentials and no cookie but the CSRF one."""
+    for name, value in headers:
+        if name in _BYPASS:
+            return False
+        if name == b"cookie":
+            names = {part.split("=", 1)[0].strip()
+                     for part in value.decode("latin-1").split(";") if part.strip()}
+            if names - {CSRF_COOKIE}:
+                return False
+    return True
+
+
+def embeds_csrf_token(scope, body: bytes) -> bool:
+    """A page with a form carries this request's CSRF token: it is that browser's own."""
+    from litestar.utils.scope.state import ScopeState
+
+    token = ScopeState.from_scope(scope).csrf_token
+    return isinstance(token, str) and token.encode() in body
+
+
+def cache_key(scope) -> tuple:
+    address = tuple((n, v) for n, v in scope["headers"] if n in _ADDRESS)
+    return (scope["scheme"], address, scope["path"], scope["query_string"])
 
 
 async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: tuple,
@@ -318,6 +361,8 @@ async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: t
     if (start.get("status") == 200 and size <= MAX_ENTRY_BYTES
             and not names & {b"set-cookie", b"content-encoding"}):
         body = b"".join(chunks)
+        if embeds_csrf_token(scope, body):
+            return
         headers = [(n, v) for n, v in start["headers"] if n.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         # Compressing a big answer takes a while: off the event loop.
@@ -344,9 +389,9 @@ def read_cache_middleware(app):
     async def middleware(scope, receive, send):
         handler = scope.get("route_handler")
         if (scope["type"] != "http" or scope["method"] != "GET"
-                or not scope["path"].startswith("/api/") or _UNCACHED.search(scope["path"])
+                or _UNCACHED.search(scope["path"])
                 or handler is None or not handler.opt.get("public")
-                or any(name in _BYPASS for name, _ in scope["headers"])):
+                or not anonymous(scope["headers"])):
             await app(scope, receive, send)
             return
         cache = cache_for()
@@ -354,9 +399,9 @@ def read_cache_middleware(app):
         if token is None:
             await app(scope, receive, send)
             return
-        # JSON answers do not depend on Accept; only 200s are stored (error bodies may
-        # follow Accept), and never an encoded body (it would depend on Accept-Encoding).
-        key = (scope["path"], scope["query_string"])
+        # A 200 does not depend on Accept (pages are HTML, the API JSON); only 200s are
+        # stored (error bodies follow Accept), never an encoded body (Accept-Encoding).
+        key = cache_key(scope)
         flight = (id(asyncio.get_running_loop()), key)
         while True:
             answer = cache.get(key, token)
