@@ -157,5 +157,8 @@ def test_postgresql_plans_each_search_for_its_values(client, world, many, backen
         for _ in range(7):  # past psycopg's prepare threshold
             assert search_incidents(s, ANONYMOUS, SearchParams(q="dense")).total == 12
         assert s.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+        # Bitmap heap scans prefetch scattered pages for its transaction only, too.
+        assert s.execute(text("SHOW effective_io_concurrency")).scalar() == "64"
     with session_scope(write=False) as s:
         assert s.execute(text("SHOW plan_cache_mode")).scalar() == "auto"
+        assert s.execute(text("SHOW effective_io_concurrency")).scalar() == "1"
