@@ -301,11 +301,11 @@ _BYPASS = (b"authorization", b"if-none-match", b"if-modified-since", b"range")
 # The only cookie an anonymous browser carries: the CSRF cookie every page sets. Any other
 # (the sign-in session) means the answer may be someone's own.
 CSRF_COOKIE = "sg_csrf"
-# Answers that depend on more than the database, the clock horizon and the process's
-# policies: policy files read from disk, and the live compliance endpoints (their own
-# judgement dates), static files. Pages that embed compliance are judged on today's
-# date, which the horizon covers (it ends at midnight).
-_UNCACHED = re.compile(r"^/api/v1/policies|^/policies|/compliance|/exemptions|^/static/|^/schema")
+# Answers that depend on more than the database, the clock horizon and the policies this
+# process loaded at start: example files read from disk on each request, static files,
+# and the live compliance endpoints (they carry the instant they were judged at). Pages
+# that embed compliance show its date only, which the horizon covers (it ends at midnight).
+_UNCACHED = re.compile(r"^/policies/[^/]+/examples/|/compliance|/exemptions|^/static/|^/schema")
 # What the request's own address decides in an answer (absolute links in feeds and
 # exported cards), so it is part of the key.
 _ADDRESS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"forwarded")
@@ -333,8 +333,13 @@ def embeds_csrf_token(scope, body: bytes) -> bool:
 
 
 def cache_key(scope) -> tuple:
+    from app.settings import get_settings
+
+    settings = get_settings()
     address = tuple((n, v) for n, v in scope["headers"] if n in _ADDRESS)
-    return (scope["scheme"], address, scope["path"], scope["query_string"])
+    # Which policies judge plans is a setting (tests and tools switch it in-process).
+    judged_by = (str(settings.policy_dir), tuple(settings.mandatory_policies))
+    return (scope["scheme"], address, judged_by, scope["path"], scope["query_string"])
 
 
 async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: tuple,
