@@ -1,4 +1,4 @@
-"""Every public read endpoint against GET /healthz, with the read cache off and on, per database.
+"""Every public read endpoint (API, pages, feeds) against GET /healthz, with the read cache off and on, per database.
 
     .venv/bin/python bench/api.py                          # SQLite, issue 10's dataset size
     .venv/bin/python bench/api.py --scale 0.1 --seconds 3  # a tenth of it, quicker
@@ -223,9 +223,10 @@ def endpoints(base: str) -> list[tuple[str, str]]:
     model = None
     for item in get("/api/v1/models?limit=200")["items"]:
         if item.get("slug", "").startswith("model-"):
-            model = item["id"]
+            model, ref = item["id"], f"{item['lab']}/{item['slug']}"
             break
     incident = get("/api/v1/incidents")["items"][0]["incident"]["id"]
+    agreement = get("/api/v1/agreements")["items"][0]["id"]
     return [("/healthz", "/healthz"),
             ("plans list", "/api/v1/plans"), ("plan detail", f"/api/v1/plans/{plan}"),
             ("models list", "/api/v1/models"), ("model detail", f"/api/v1/models/{model}"),
@@ -238,7 +239,15 @@ def endpoints(base: str) -> list[tuple[str, str]]:
             ("incident detail", f"/api/v1/incidents/{incident}"),
             ("incident search", "/api/v1/incidents/search?q=model"),
             ("incident export", "/api/v1/incidents/export"),
-            ("agreements list", "/api/v1/agreements")]
+            ("agreements list", "/api/v1/agreements"),
+            # The public pages and feeds (HTML and Atom), as a browser without a sign-in.
+            ("home page", "/"), ("models page", "/models"),
+            ("model card page", f"/models/{ref}"), ("plan page", f"/plans/{plan}"),
+            ("incidents page", "/incidents"), ("incident page", f"/incidents/{incident}"),
+            ("lab page", f"/labs/{ref.split('/')[0]}"),
+            ("agreement page", f"/agreements/{agreement}"), ("policies page", "/policies"),
+            ("incidents feed", "/feeds/incidents.atom"),
+            ("releases feed", "/feeds/releases.atom")]
 
 
 def serve(env: dict, cache: bool) -> tuple[subprocess.Popen, str]:
