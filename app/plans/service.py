@@ -39,7 +39,7 @@ def visible_plans(principal: Principal):
     return or_(*clauses)
 
 
-def _stages(session: Session, plan_id: int) -> list[Stage]:
+def stages_of(session: Session, plan_id: int) -> list[Stage]:
     return list(session.exec(select(Stage).where(Stage.plan_id == plan_id)
                              .order_by(Stage.position)))
 
@@ -49,7 +49,7 @@ def plan_content(session: Session, plan: ReleasePlan,
     """The canonical content of a plan: what revisions store and digests cover."""
     model = session.get(AIModel, plan.model_id)
     lab = session.get(Lab, plan.lab_id)
-    stages = _stages(session, plan.id) if stages is None else stages
+    stages = stages_of(session, plan.id) if stages is None else stages
     return {
         "model": f"{lab.slug}/{model.slug}", "title": plan.title, "summary": plan.summary,
         "status": plan.status, "policies": list(plan.policies or []),
@@ -173,7 +173,7 @@ def revise_plan(session: Session, actor: Principal, plan_id: int,
 
 def _replace_stages(session: Session, plan: ReleasePlan, incoming: list[StageIn]) -> None:
     """Released and cancelled stages are history: a revision may not rewrite them."""
-    existing = _stages(session, plan.id)
+    existing = stages_of(session, plan.id)
     for index, stage in enumerate(existing):
         new = incoming[index] if index < len(incoming) else None
         if stage.status in STAGE_DONE:
@@ -197,7 +197,7 @@ def transition_plan(session: Session, actor: Principal, plan_id: int, to: str,
     plan = get_plan(session, actor, plan_id)
     check_move(PLAN_MOVES, "plan", plan.status, to)
     if to == "completed":
-        open_stages = [s.position for s in _stages(session, plan.id) if s.status not in STAGE_DONE]
+        open_stages = [s.position for s in stages_of(session, plan.id) if s.status not in STAGE_DONE]
         if open_stages:
             raise InvalidTransition(f"stages {open_stages} are neither released nor cancelled",
                                     field="to", allowed=["withdrawn"])
@@ -242,7 +242,12 @@ def transition_stage(session: Session, actor: Principal, plan_id: int, position:
 
 
 def list_revisions(session: Session, principal: Principal, plan_id: int) -> list[PlanRevision]:
-    get_plan(session, principal, plan_id)
+    return revisions_of_plan(session, get_plan(session, principal, plan_id))
+
+
+def revisions_of_plan(session: Session, plan: ReleasePlan) -> list[PlanRevision]:
+    """list_revisions of a plan already read through get_plan."""
+    plan_id = plan.id
     return list(session.exec(select(PlanRevision).where(PlanRevision.plan_id == plan_id)
                              .order_by(PlanRevision.number)))
 

@@ -23,7 +23,7 @@ from app.evals.tables import ACTIVE, EvalResult, EvalRun
 from app.http import PUBLIC, get
 from app.incidents.search import SearchParams, search_incidents
 from app.incidents.service import read_incidents, visible_incidents
-from app.incidents.tables import Incident, IncidentLab
+from app.incidents.tables import Incident, IncidentLab, IncidentModel
 from app.labs.service import get_lab
 from app.models.service import find_model, list_models, model_summaries, read_model
 from app.models.tables import CARD_SECTIONS
@@ -182,13 +182,14 @@ def card_context(session, principal: Principal, lab: str, model_slug: str) -> di
         "model": read, "ref": ref, "sections": [(s, read.card_html.get(s, "")) for s in
                                                 CARD_SECTIONS if read.card_html.get(s)],
         "live": live, "plans": reads,
-        "compliance": {p.id: norms.plan_compliance(session, principal, p.id) for p in reads},
+        "compliance": {p.id: norms.compliance_of_plan(session, principal, p) for p in plans},
         "eval_rows": [(c, _eval_rows(c)) for c in live["checkpoints"]],
         "model_reported": live["reported"], "charts": charts.metric_charts(live["checkpoints"]),
         "transfer": _transfer(live["checkpoints"]), "bias": _bias(live["checkpoints"]),
         "runs": runs, "active": any(r["status"] in ACTIVE for r in runs),
         "agreements": agreements,
-        "incidents": _recent_incidents(session, principal, limit=20, model=ref),
+        "incidents": _linked_incidents(session, principal, IncidentModel,
+                                       IncidentModel.model_id == model.id),
     }
 
 
@@ -240,13 +241,14 @@ async def model_progress(principal: Principal, lab: str, model: str,
     return ServerSentEvent(events(), event_type="runs", retry_duration=2000)
 
 
-def _lab_incidents(session, principal: Principal, lab_id: int, limit: int = 20) -> list:
-    """The lab's latest incidents the caller may see, newest first, as the search's date
-    order gives them (duplicates left out). Driven from the lab's own links
-    (ix_incident_lab_lab_id) instead of the search's lab-slug filter, which walks every
-    incident by date on SQLite before a small lab fills its page."""
-    rows = session.exec(select(Incident).join(IncidentLab, IncidentLab.incident_id == Incident.id)
-                        .where(IncidentLab.lab_id == lab_id, Incident.status != "duplicate",
+def _linked_incidents(session, principal: Principal, link, on, limit: int = 20) -> list:
+    """The latest incidents linked to one lab or model (`link` the link table, `on` its
+    condition) that the caller may see, newest first as the search's date order gives
+    them, duplicates left out. Driven from the links (indexed by lab and by model) rather
+    than the search's slug filter, which on SQLite walks every incident by date before a
+    lab or model with few incidents fills its page."""
+    rows = session.exec(select(Incident).join(link, link.incident_id == Incident.id)
+                        .where(on, Incident.status != "duplicate",
                                visible_incidents(principal))
                         .order_by(desc(Incident.occurred), desc(Incident.id)).limit(limit)).all()
     return [SimpleNamespace(incident=r, snippet=None)
@@ -264,7 +266,8 @@ def lab_page(principal: Principal, lab: str) -> Template:
         return page("lab.html", lab=row, models=model_summaries(session, models),
                     more_models=more_models is not None, plans=read_plans(session, plans),
                     agreements=read_agreements(session, principal, agreements),
-                    incidents=_lab_incidents(session, principal, row.id))
+                    incidents=_linked_incidents(session, principal, IncidentLab,
+                                                        IncidentLab.lab_id == row.id))
 
 
 def public_handlers() -> list:

@@ -23,9 +23,13 @@ from app.web.pages import page
 def plan_page(principal: Principal, plan_id: int, a: int | None = None,
               b: int | None = None) -> Template:
     with session_scope(write=False) as session:
-        plan = plans.read_plan(session, plans.get_plan(session, principal, plan_id))
-        revisions = plans.list_revisions(session, principal, plan_id)
-        numbers = [r.number for r in revisions]
+        # Visibility is checked once, here; what follows reads this plan's rows.
+        row = plans.get_plan(session, principal, plan_id)
+        stages = plans.stages_of(session, row.id)
+        plan = plans.read_plan(session, row, stages)
+        revisions = plans.revisions_of_plan(session, row)
+        by_number = {r.number: r for r in revisions}
+        numbers = list(by_number)
         diff = None
         if len(numbers) >= 2:
             b = b if b is not None else numbers[-1]
@@ -35,11 +39,11 @@ def plan_page(principal: Principal, plan_id: int, a: int | None = None,
                 if value not in numbers:
                     raise Invalid(f"plan {plan_id} has no revision {value}", field=field)
             diff = {"a": a, "b": b,
-                    "changes": plans.diff_revisions(session, principal, plan_id, a, b)}
+                    "changes": plans.diff(by_number[a].content, by_number[b].content)}
         return page("plan.html", plan=plan, revisions=revisions, diff=diff,
-                    compliance=norms.plan_compliance(session, principal, plan_id),
-                    exemptions=norms.list_exemptions(session, principal, plan_id),
-                    history=norms.compliance_history(session, principal, plan_id))
+                    compliance=norms.compliance_of_plan(session, principal, row, stages),
+                    exemptions=norms.exemptions_of_plan(session, row),
+                    history=norms.history_of_plan(session, row))
 
 
 @get("/agreements/{agreement_id:int}", opt=PUBLIC, name="agreement")
