@@ -57,18 +57,28 @@ def plan_content(session: Session, plan: ReleasePlan,
     }
 
 
-def read_plans(session: Session, plans: list[ReleasePlan]) -> list[PlanRead]:
+def stages_of_plans(session: Session, plan_ids) -> dict[int, list[Stage]]:
+    """Each plan's stages in position order, in one query for all of them."""
+    stages: dict[int, list[Stage]] = {i: [] for i in plan_ids}
+    if stages:
+        for stage in session.exec(select(Stage).where(Stage.plan_id.in_(stages))
+                                  .order_by(Stage.plan_id, Stage.position)):
+            stages[stage.plan_id].append(stage)
+    return stages
+
+
+def read_plans(session: Session, plans: list[ReleasePlan],
+               stages: dict[int, list[Stage]] | None = None) -> list[PlanRead]:
     """A page of plans in three queries (models, labs, stages), not three per plan: the
     rows loaded here sit in the session's identity map, where session.get finds them (it
-    holds them weakly, so `related` keeps them alive until the page is built)."""
+    holds them weakly, so `related` keeps them alive until the page is built). `stages`:
+    stages_of_plans already read by the caller."""
     if not plans:
         return []
     related = [*session.exec(select(AIModel).where(AIModel.id.in_({p.model_id for p in plans}))),
                *session.exec(select(Lab).where(Lab.id.in_({p.lab_id for p in plans})))]
-    stages: dict[int, list[Stage]] = {p.id: [] for p in plans}
-    for stage in session.exec(select(Stage).where(Stage.plan_id.in_(stages))
-                              .order_by(Stage.plan_id, Stage.position)):
-        stages[stage.plan_id].append(stage)
+    if stages is None:
+        stages = stages_of_plans(session, [p.id for p in plans])
     page = [read_plan(session, p, stages[p.id]) for p in plans]
     del related
     return page

@@ -175,7 +175,6 @@ class PageCache:
 
         from app.evals.tables import EvalRun
         from app.events.tables import Event
-
         from app.settings import get_settings
 
         last_event = session.exec(select(func.max(Event.id))).one()

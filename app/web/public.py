@@ -12,6 +12,7 @@ import litestar
 from litestar import Request, Response
 from litestar.response import ServerSentEvent, Template
 from sqlalchemy import desc
+from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from app.agreements.service import list_agreements, read_agreements
@@ -29,7 +30,7 @@ from app.models.service import find_model, list_models, model_summaries, read_mo
 from app.models.tables import CARD_SECTIONS
 from app.norms import service as norms
 from app.pagination import PageRequest
-from app.plans.service import list_plans, read_plans
+from app.plans.service import list_plans, read_plans, stages_of_plans
 from app.web import charts
 from app.web.pages import active_runs, cached_page, page
 
@@ -177,19 +178,21 @@ def card_context(session, principal: Principal, lab: str, model_slug: str) -> di
     agreements = [a for a in read_agreements(session, principal, agreements)
                   if ref in a.scope.models]
     runs = [{**run, "checkpoint": c["name"]} for c in live["checkpoints"] for run in c["runs"]]
-    reads = read_plans(session, plans)
+    stages = stages_of_plans(session, [p.id for p in plans])  # for the plans and verdicts
+    reads = read_plans(session, plans, stages)
     return {
         "model": read, "ref": ref, "sections": [(s, read.card_html.get(s, "")) for s in
                                                 CARD_SECTIONS if read.card_html.get(s)],
         "live": live, "plans": reads,
-        "compliance": {p.id: norms.compliance_of_plan(session, principal, p) for p in plans},
+        "compliance": {p.id: norms.compliance_of_plan(session, principal, p, stages[p.id])
+                       for p in plans},
         "eval_rows": [(c, _eval_rows(c)) for c in live["checkpoints"]],
         "model_reported": live["reported"], "charts": charts.metric_charts(live["checkpoints"]),
         "transfer": _transfer(live["checkpoints"]), "bias": _bias(live["checkpoints"]),
         "runs": runs, "active": any(r["status"] in ACTIVE for r in runs),
         "agreements": agreements,
-        "incidents": _linked_incidents(session, principal, IncidentModel,
-                                       IncidentModel.model_id == model.id),
+        "incidents": _linked_incidents(session, principal, IncidentModel, "model_id",
+                                       model.id),
     }
 
 
@@ -241,14 +244,17 @@ async def model_progress(principal: Principal, lab: str, model: str,
     return ServerSentEvent(events(), event_type="runs", retry_duration=2000)
 
 
-def _linked_incidents(session, principal: Principal, link, on, limit: int = 20) -> list:
+def _linked_incidents(session, principal: Principal, link, key: str, value: int,
+                      limit: int = 20) -> list:
     """The latest incidents linked to one lab or model (`link` the link table, `on` its
     condition) that the caller may see, newest first as the search's date order gives
     them, duplicates left out. Driven from the links (indexed by lab and by model) rather
     than the search's slug filter, which on SQLite walks every incident by date before a
-    lab or model with few incidents fills its page."""
+    lab or model with few incidents fills its page. `link` is aliased: the visibility
+    clause has an EXISTS over incident_lab of its own, which must not correlate to it."""
+    link = aliased(link)
     rows = session.exec(select(Incident).join(link, link.incident_id == Incident.id)
-                        .where(on, Incident.status != "duplicate",
+                        .where(getattr(link, key) == value, Incident.status != "duplicate",
                                visible_incidents(principal))
                         .order_by(desc(Incident.occurred), desc(Incident.id)).limit(limit)).all()
     return [SimpleNamespace(incident=r, snippet=None)
@@ -267,7 +273,7 @@ def lab_page(principal: Principal, lab: str) -> Template:
                     more_models=more_models is not None, plans=read_plans(session, plans),
                     agreements=read_agreements(session, principal, agreements),
                     incidents=_linked_incidents(session, principal, IncidentLab,
-                                                        IncidentLab.lab_id == row.id))
+                                                        "lab_id", row.id))
 
 
 def public_handlers() -> list:
