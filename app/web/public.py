@@ -37,6 +37,7 @@ from app.web.pages import active_runs, cached_page, page
 MODELS_PAGE = 50  # /models shows this many a page, then a "next" link
 HOME_MODELS = 200  # the home page lists at most this many, then links to /models
 
+
 def _recent_incidents(session, principal: Principal, limit: int = 5, **filters) -> list:
     return search_incidents(session, principal, SearchParams(
         sort="date", limit=limit, facets=False, **filters)).hits
@@ -246,8 +247,8 @@ async def model_progress(principal: Principal, lab: str, model: str,
 
 def _linked_incidents(session, principal: Principal, link, key: str, value: int,
                       limit: int = 20) -> list:
-    """The latest incidents linked to one lab or model (`link` the link table, `on` its
-    condition) that the caller may see, newest first as the search's date order gives
+    """The latest incidents linked to one lab or model (`link` the link table, whose
+    column `key` is `value`) that the caller may see, newest first as the search's date order gives
     them, duplicates left out. Driven from the links (indexed by lab and by model) rather
     than the search's slug filter, which on SQLite walks every incident by date before a
     lab or model with few incidents fills its page. `link` is aliased: the visibility
