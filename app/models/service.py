@@ -109,6 +109,19 @@ def list_models(session: Session, principal: Principal, page: PageRequest,
     return paginate(session, query, AIModel.id, page)
 
 
+def list_model_names(session: Session, principal: Principal, limit: int,
+                     lab: str | None = None) -> tuple[list, bool]:
+    """The newest `limit` models the principal may see, as rows of (id, lab, slug, name)
+    only, and whether there are more: for pages that list models by name (home, a lab),
+    without loading cards or validating schemas. Same filter as list_models."""
+    query = (select(AIModel.id, Lab.slug.label("lab"), AIModel.slug, AIModel.name)
+             .join(Lab, Lab.id == AIModel.lab_id).where(visible_models(principal)))
+    if lab:
+        query = query.where(AIModel.lab_id == get_lab(session, lab).id)
+    rows = list(session.exec(query.order_by(AIModel.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
 def update_model(session: Session, actor: Principal, model_id: int, version: int | None,
                  name: str | None = None, public: bool | None = None,
                  card: dict | None = None) -> AIModel:

@@ -26,7 +26,13 @@ from app.incidents.search import SearchParams, search_incidents
 from app.incidents.service import read_incidents, visible_incidents
 from app.incidents.tables import Incident, IncidentLab, IncidentModel
 from app.labs.service import get_lab
-from app.models.service import find_model, list_models, model_summaries, read_model
+from app.models.service import (
+    find_model,
+    list_model_names,
+    list_models,
+    model_summaries,
+    read_model,
+)
 from app.models.tables import CARD_SECTIONS
 from app.norms import service as norms
 from app.pagination import PageRequest
@@ -36,6 +42,7 @@ from app.web.pages import active_runs, cached_page, page
 
 MODELS_PAGE = 50  # /models shows this many a page, then a "next" link
 HOME_MODELS = 200  # the home page lists at most this many, then links to /models
+LAB_MODELS = 200  # and a lab's page, then links to /models?lab=
 
 
 def _recent_incidents(session, principal: Principal, limit: int = 5, **filters) -> list:
@@ -65,12 +72,10 @@ def home(principal: Principal) -> Response:
     with session_scope(write=False) as session:
         def build() -> dict:
             plans, _ = list_plans(session, principal, PageRequest(limit=100))
-            models, more = list_models(session, principal, PageRequest(limit=HOME_MODELS),
-                                       summary=True)
-            models = model_summaries(session, models)
+            models, more = list_model_names(session, principal, HOME_MODELS)
             return {"releases": _released_stages(read_plans(session, plans))[:8],
                     "incidents": _recent_incidents(session, principal),
-                    "models": models, "more_models": more is not None,
+                    "models": models, "more_models": more,
                     "busy": _evaluating_models(session, principal, [m.id for m in models])}
 
         return cached_page(session, principal, "home.html", (), build)
@@ -266,12 +271,11 @@ def _linked_incidents(session, principal: Principal, link, key: str, value: int,
 def lab_page(principal: Principal, lab: str) -> Template:
     with session_scope(write=False) as session:
         row = get_lab(session, lab)
-        models, more_models = list_models(session, principal, PageRequest(limit=200), lab=lab,
-                                          summary=True)
+        models, more_models = list_model_names(session, principal, LAB_MODELS, lab=lab)
         plans, _ = list_plans(session, principal, PageRequest(limit=100), lab=lab)
         agreements, _ = list_agreements(session, principal, PageRequest(limit=100), lab=lab)
-        return page("lab.html", lab=row, models=model_summaries(session, models),
-                    more_models=more_models is not None, plans=read_plans(session, plans),
+        return page("lab.html", lab=row, models=models,
+                    more_models=more_models, plans=read_plans(session, plans),
                     agreements=read_agreements(session, principal, agreements),
                     incidents=_linked_incidents(session, principal, IncidentLab,
                                                         "lab_id", row.id))
