@@ -13,6 +13,7 @@ from app.auth.principal import Principal
 from app.db import session_scope
 from app.errors import Invalid, NotFound
 from app.http import PUBLIC, SECURITY_HEADERS, get
+from app.models.tables import AIModel
 from app.norms import service as norms
 from app.norms.loader import load_policies
 from app.plans import service as plans
@@ -25,6 +26,10 @@ def plan_page(principal: Principal, plan_id: int, a: int | None = None,
     with session_scope(write=False) as session:
         # Visibility is checked once, here; what follows reads this plan's rows.
         row = plans.get_plan(session, principal, plan_id)
+        # Held for the whole render: the plan's content and its card-complete check both
+        # session.get the model, which finds it in the (weak) identity map only while
+        # something holds it.
+        model = session.get(AIModel, row.model_id)  # noqa: F841
         stages = plans.stages_of(session, row.id)
         plan = plans.read_plan(session, row, stages)
         revisions = plans.revisions_of_plan(session, row)
