@@ -407,7 +407,11 @@ def link_report(session: Session, actor: Principal, incident_id: int, report_id:
 
 def list_reports(session: Session, principal: Principal,
                  incident_id: int) -> list[IncidentReport]:
-    incident = get_incident(session, principal, incident_id)
+    return reports_of_incident(session, get_incident(session, principal, incident_id))
+
+
+def reports_of_incident(session: Session, incident: Incident) -> list[IncidentReport]:
+    """list_reports of an incident already read through get_incident."""
     return list(session.exec(select(IncidentReport).join(
         IncidentReportLink, IncidentReportLink.report_id == IncidentReport.id)
         .where(IncidentReportLink.incident_id == incident.id).order_by(IncidentReport.id)))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, true
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, or_, true
+from sqlalchemy.orm import aliased, load_only
 from sqlmodel import Session, select
 
 from app.auth.principal import Principal
@@ -13,13 +13,15 @@ from app.ids import MAX_ID
 from app.labs.service import check_slug, get_lab
 from app.labs.tables import Lab
 from app.markdown import stored_html
-from app.models.schemas import CardFields, CardInput, ModelCreate, ModelRead
+from app.models.schemas import CardFields, CardInput, ModelCreate, ModelRead, ModelSummary
 from app.models.tables import CARD_SECTIONS, AIModel
 from app.pagination import PageRequest, paginate
 from app.rowexists import row_exists
 from app.versioning import claim_version
 
 CARD_KEYS = tuple(CardFields.model_fields)
+# The columns a ModelSummary is made of (its "lab" is the lab's slug, read by lab_id).
+SUMMARY_COLUMNS = tuple(f for f in ModelSummary.model_fields if f != "lab") + ("lab_id",)
 
 
 def visible_models(principal: Principal, table=AIModel):
@@ -90,11 +92,34 @@ def find_model(session: Session, principal: Principal, ref: str) -> AIModel:
 
 
 def list_models(session: Session, principal: Principal, page: PageRequest,
-                lab: str | None = None):
+                lab: str | None = None, q: str | None = None, summary: bool = False):
+    """A page of the models the principal may see; `q` keeps those whose "lab/slug name"
+    contains it (case-insensitive), inside the query so paging stays exact. `summary`
+    loads only what model_summaries reads (not the card's prose and its HTML)."""
     query = select(AIModel).where(visible_models(principal))
+    if summary:
+        query = query.options(load_only(*(getattr(AIModel, f) for f in SUMMARY_COLUMNS),
+                                        raiseload=True))
     if lab:
         query = query.where(AIModel.lab_id == get_lab(session, lab).id)
+    if q:
+        named = func.lower(Lab.slug + "/" + AIModel.slug + " " + AIModel.name)
+        query = query.join(Lab, Lab.id == AIModel.lab_id).where(
+            named.contains(q.casefold(), autoescape=True))
     return paginate(session, query, AIModel.id, page)
+
+
+def list_model_names(session: Session, principal: Principal, limit: int,
+                     lab: str | None = None) -> tuple[list, bool]:
+    """The newest `limit` models the principal may see, as rows of (id, lab, slug, name)
+    only, and whether there are more: for pages that list models by name (home, a lab),
+    without loading cards or validating schemas. Same filter as list_models."""
+    query = (select(AIModel.id, Lab.slug.label("lab"), AIModel.slug, AIModel.name)
+             .join(Lab, Lab.id == AIModel.lab_id).where(visible_models(principal)))
+    if lab:
+        query = query.where(AIModel.lab_id == get_lab(session, lab).id)
+    rows = list(session.exec(query.order_by(AIModel.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 def update_model(session: Session, actor: Principal, model_id: int, version: int | None,
@@ -125,6 +150,16 @@ def read_models(session: Session, models: list[AIModel]) -> list[ModelRead]:
     page = [read_model(session, m) for m in models]
     del labs
     return page
+
+
+def model_summaries(session: Session, models: list[AIModel]) -> list[ModelSummary]:
+    """A page of models as lists show them (no card prose or HTML), labs in one query."""
+    if not models:
+        return []
+    labs = dict(session.exec(select(Lab.id, Lab.slug).where(
+        Lab.id.in_({m.lab_id for m in models}))).all())
+    return [ModelSummary.model_validate({**{f: getattr(m, f) for f in SUMMARY_COLUMNS},
+                                         "lab": labs[m.lab_id]}) for m in models]
 
 
 def read_model(session: Session, model: AIModel) -> ModelRead:

@@ -79,9 +79,11 @@ def compliance_of(plan_id: int | None, verdicts: list[Verdict], stages: list, po
 
 
 def plan_verdicts(session: Session, plan: ReleasePlan, principal: Principal = SYSTEM,
-                  policies: list[Policy] | None = None, as_of: datetime | None = None):
+                  policies: list[Policy] | None = None, as_of: datetime | None = None,
+                  stages: list | None = None):
     policies = policies_for(plan.policies) if policies is None else policies
-    facts = plan_facts(session, plan, policies, principal=principal, as_of=as_of)
+    facts = plan_facts(session, plan, policies, principal=principal, as_of=as_of,
+                       stages=stages)
     return facts, policies, judge(facts, policies)
 
 
@@ -92,13 +94,26 @@ def plan_compliance(session: Session, principal: Principal, plan_id: int,
     Computed from the evidence on each read (a handful of indexed queries), so it is exact
     at the moment of reading, the clock included."""
     plan = get_plan(session, principal, plan_id)
-    facts, policies, verdicts = plan_verdicts(session, plan, principal, as_of=as_of)
+    return compliance_of_plan(session, principal, plan, as_of=as_of)
+
+
+def compliance_of_plan(session: Session, principal: Principal, plan: ReleasePlan,
+                       stages: list | None = None,
+                       as_of: datetime | None = None) -> ComplianceRead:
+    """plan_compliance of a plan the caller already read through get_plan (a page that
+    shows the plan too does not check its visibility again), with its stages if loaded."""
+    facts, policies, verdicts = plan_verdicts(session, plan, principal, as_of=as_of,
+                                              stages=stages)
     return compliance_of(plan.id, verdicts, facts.stages, policies, facts.as_of)
 
 
 def compliance_history(session: Session, principal: Principal, plan_id: int) -> list[dict]:
     """Every verdict change of the plan, oldest first (from the event log)."""
-    plan = get_plan(session, principal, plan_id)
+    return history_of_plan(session, get_plan(session, principal, plan_id))
+
+
+def history_of_plan(session: Session, plan: ReleasePlan) -> list[dict]:
+    """compliance_history of a plan already read through get_plan."""
     rows = session.exec(select(Event).where(Event.entity_type == "plan",
                                             Event.entity_id == str(plan.id),
                                             Event.action.in_(("verdict_changed",
@@ -222,7 +237,11 @@ def revoke_exemption(session: Session, actor: Principal, plan_id: int,
 
 
 def list_exemptions(session: Session, principal: Principal, plan_id: int):
-    plan = get_plan(session, principal, plan_id)
+    return exemptions_of_plan(session, get_plan(session, principal, plan_id))
+
+
+def exemptions_of_plan(session: Session, plan: ReleasePlan):
+    """list_exemptions of a plan already read through get_plan."""
     return list(session.exec(select(PolicyExemption).where(PolicyExemption.plan_id == plan.id)
                              .order_by(PolicyExemption.id)))
 

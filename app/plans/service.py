@@ -39,7 +39,7 @@ def visible_plans(principal: Principal):
     return or_(*clauses)
 
 
-def _stages(session: Session, plan_id: int) -> list[Stage]:
+def stages_of(session: Session, plan_id: int) -> list[Stage]:
     return list(session.exec(select(Stage).where(Stage.plan_id == plan_id)
                              .order_by(Stage.position)))
 
@@ -49,7 +49,7 @@ def plan_content(session: Session, plan: ReleasePlan,
     """The canonical content of a plan: what revisions store and digests cover."""
     model = session.get(AIModel, plan.model_id)
     lab = session.get(Lab, plan.lab_id)
-    stages = _stages(session, plan.id) if stages is None else stages
+    stages = stages_of(session, plan.id) if stages is None else stages
     return {
         "model": f"{lab.slug}/{model.slug}", "title": plan.title, "summary": plan.summary,
         "status": plan.status, "policies": list(plan.policies or []),
@@ -57,18 +57,28 @@ def plan_content(session: Session, plan: ReleasePlan,
     }
 
 
-def read_plans(session: Session, plans: list[ReleasePlan]) -> list[PlanRead]:
+def stages_of_plans(session: Session, plan_ids) -> dict[int, list[Stage]]:
+    """Each plan's stages in position order, in one query for all of them."""
+    stages: dict[int, list[Stage]] = {i: [] for i in plan_ids}
+    if stages:
+        for stage in session.exec(select(Stage).where(Stage.plan_id.in_(stages))
+                                  .order_by(Stage.plan_id, Stage.position)):
+            stages[stage.plan_id].append(stage)
+    return stages
+
+
+def read_plans(session: Session, plans: list[ReleasePlan],
+               stages: dict[int, list[Stage]] | None = None) -> list[PlanRead]:
     """A page of plans in three queries (models, labs, stages), not three per plan: the
     rows loaded here sit in the session's identity map, where session.get finds them (it
-    holds them weakly, so `related` keeps them alive until the page is built)."""
+    holds them weakly, so `related` keeps them alive until the page is built). `stages`:
+    stages_of_plans already read by the caller."""
     if not plans:
         return []
     related = [*session.exec(select(AIModel).where(AIModel.id.in_({p.model_id for p in plans}))),
                *session.exec(select(Lab).where(Lab.id.in_({p.lab_id for p in plans})))]
-    stages: dict[int, list[Stage]] = {p.id: [] for p in plans}
-    for stage in session.exec(select(Stage).where(Stage.plan_id.in_(stages))
-                              .order_by(Stage.plan_id, Stage.position)):
-        stages[stage.plan_id].append(stage)
+    if stages is None:
+        stages = stages_of_plans(session, [p.id for p in plans])
     page = [read_plan(session, p, stages[p.id]) for p in plans]
     del related
     return page
@@ -173,7 +183,7 @@ def revise_plan(session: Session, actor: Principal, plan_id: int,
 
 def _replace_stages(session: Session, plan: ReleasePlan, incoming: list[StageIn]) -> None:
     """Released and cancelled stages are history: a revision may not rewrite them."""
-    existing = _stages(session, plan.id)
+    existing = stages_of(session, plan.id)
     for index, stage in enumerate(existing):
         new = incoming[index] if index < len(incoming) else None
         if stage.status in STAGE_DONE:
@@ -197,7 +207,7 @@ def transition_plan(session: Session, actor: Principal, plan_id: int, to: str,
     plan = get_plan(session, actor, plan_id)
     check_move(PLAN_MOVES, "plan", plan.status, to)
     if to == "completed":
-        open_stages = [s.position for s in _stages(session, plan.id) if s.status not in STAGE_DONE]
+        open_stages = [s.position for s in stages_of(session, plan.id) if s.status not in STAGE_DONE]
         if open_stages:
             raise InvalidTransition(f"stages {open_stages} are neither released nor cancelled",
                                     field="to", allowed=["withdrawn"])
@@ -242,7 +252,12 @@ def transition_stage(session: Session, actor: Principal, plan_id: int, position:
 
 
 def list_revisions(session: Session, principal: Principal, plan_id: int) -> list[PlanRevision]:
-    get_plan(session, principal, plan_id)
+    return revisions_of_plan(session, get_plan(session, principal, plan_id))
+
+
+def revisions_of_plan(session: Session, plan: ReleasePlan) -> list[PlanRevision]:
+    """list_revisions of a plan already read through get_plan."""
+    plan_id = plan.id
     return list(session.exec(select(PlanRevision).where(PlanRevision.plan_id == plan_id)
                              .order_by(PlanRevision.number)))
 

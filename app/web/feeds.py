@@ -8,12 +8,12 @@ from sqlmodel import select
 
 from app.auth.principal import ANONYMOUS
 from app.db import session_scope
-from app.errors import NotFound
 from app.events.service import visible_events
 from app.events.tables import Event
 from app.http import PUBLIC, get
 from app.incidents.search import SearchParams, search_incidents
 from app.plans import service as plans
+from app.plans.tables import PlanRevision, ReleasePlan
 from app.timeutil import utcnow
 from app.web.pages import ENV
 
@@ -51,13 +51,25 @@ def releases_feed(request: Request) -> Response:
         events = session.exec(select(Event).where(
             visible_events(ANONYMOUS), Event.entity_type == "plan",
             Event.action.in_(RELEASE_ACTIONS)).order_by(desc(Event.id)).limit(50)).all()
-        entries = []
+        # The plans and revisions the 50 events name, in one query each (visibility in
+        # the plans' query), not two lookups per event.
+        wanted = {}
         for event in events:
             try:
-                plan = plans.get_plan(session, ANONYMOUS, int(event.entity_id))
-                revision = plans.get_revision(session, ANONYMOUS, plan.id,
-                                              int(event.data.get("revision", 0)))
-            except (NotFound, ValueError):
+                wanted[event.id] = (int(event.entity_id), int(event.data.get("revision", 0)))
+            except (TypeError, ValueError):
+                continue
+        plan_ids = {p for p, _ in wanted.values()}
+        shown = {p.id: p for p in session.exec(select(ReleasePlan).where(
+            ReleasePlan.id.in_(plan_ids), plans.visible_plans(ANONYMOUS)))} if plan_ids else {}
+        revisions = {(r.plan_id, r.number): r for r in session.exec(select(PlanRevision).where(
+            PlanRevision.plan_id.in_(shown),
+            PlanRevision.number.in_({n for _, n in wanted.values()})))} if shown else {}
+        entries = []
+        for event in events:
+            plan = shown.get(wanted.get(event.id, (None, None))[0])
+            revision = revisions.get(wanted.get(event.id))
+            if plan is None or revision is None:
                 continue
             what = "filed" if event.action != "stage_released" else revision.change
             entries.append({"id": f"/events/{event.id}", "link": f"/plans/{plan.id}",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
+from urllib.parse import urlencode
 
 import anyio
 import litestar
 from litestar import Request, Response
 from litestar.response import ServerSentEvent, Template
 from sqlalchemy import desc
+from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from app.agreements.service import list_agreements, read_agreements
@@ -20,14 +23,26 @@ from app.evals import service as evals
 from app.evals.tables import ACTIVE, EvalResult, EvalRun
 from app.http import PUBLIC, get
 from app.incidents.search import SearchParams, search_incidents
+from app.incidents.service import read_incidents, visible_incidents
+from app.incidents.tables import Incident, IncidentLab, IncidentModel
 from app.labs.service import get_lab
-from app.models.service import find_model, list_models, read_model
+from app.models.service import (
+    find_model,
+    list_model_names,
+    list_models,
+    model_summaries,
+    read_model,
+)
 from app.models.tables import CARD_SECTIONS
 from app.norms import service as norms
 from app.pagination import PageRequest
-from app.plans.service import list_plans, read_plan
+from app.plans.service import list_plans, read_plans, stages_of_plans
 from app.web import charts
-from app.web.pages import cached_page, page
+from app.web.pages import active_runs, cached_page, page
+
+MODELS_PAGE = 50  # /models shows this many a page, then a "next" link
+HOME_MODELS = 200  # the home page lists at most this many, then links to /models
+LAB_MODELS = 200  # and a lab's page, then links to /models?lab=
 
 
 def _recent_incidents(session, principal: Principal, limit: int = 5, **filters) -> list:
@@ -41,10 +56,15 @@ def _released_stages(plans) -> list[dict]:
                   reverse=True)
 
 
-def _evaluating_models(session, principal: Principal) -> set[int]:
-    rows, _ = evals.list_runs(session, principal, PageRequest(limit=200), status="running")
-    queued, _ = evals.list_runs(session, principal, PageRequest(limit=200), status="queued")
-    return {r.model_id for r in [*rows, *queued]}
+def _evaluating_models(session, principal: Principal, model_ids) -> set[int]:
+    """Which of these models have a queued or running evaluation the caller may see. Read
+    from the active runs (few, found by the status index) rather than from the shown
+    models' runs (every run they ever had, each checked for visibility)."""
+    ids = set(model_ids)
+    if not ids:
+        return set()
+    return ids & set(session.exec(select(EvalRun.model_id).where(
+        active_runs(), evals.visible_runs(principal))).all())
 
 
 @get("/", opt=PUBLIC, name="home")
@@ -52,28 +72,31 @@ def home(principal: Principal) -> Response:
     with session_scope(write=False) as session:
         def build() -> dict:
             plans, _ = list_plans(session, principal, PageRequest(limit=100))
-            plans = [read_plan(session, p) for p in plans]
-            models, _ = list_models(session, principal, PageRequest(limit=200))
-            return {"releases": _released_stages(plans)[:8],
+            models, more = list_model_names(session, principal, HOME_MODELS)
+            return {"releases": _released_stages(read_plans(session, plans))[:8],
                     "incidents": _recent_incidents(session, principal),
-                    "models": [read_model(session, m) for m in models],
-                    "busy": _evaluating_models(session, principal)}
+                    "models": models, "more_models": more,
+                    "busy": _evaluating_models(session, principal, [m.id for m in models])}
 
         return cached_page(session, principal, "home.html", (), build)
 
 
 @get("/models", opt=PUBLIC, name="models")
-def models_page(principal: Principal, q: str | None = None, lab: str | None = None) -> Template:
+def models_page(principal: Principal, q: str | None = None, lab: str | None = None,
+                cursor: str | None = None) -> Template:
     with session_scope(write=False) as session:
-        rows, _ = list_models(session, principal, PageRequest(limit=200), lab=lab or None)
-        reads = [read_model(session, m) for m in rows]
-        if q:
-            # A name filter over the models the caller may see (the service did the seeing).
-            needle = q.casefold()
-            reads = [m for m in reads if needle in f"{m.lab}/{m.slug} {m.name}".casefold()]
-        labs = sorted({m.lab for m in reads})
-        return page("models.html", models=reads, q=q or "", lab=lab or "", labs=labs,
-                    busy=_evaluating_models(session, principal))
+        # One page at a time, like GET /api/v1/models; the name filter is in the query.
+        rows, next_cursor = list_models(session, principal,
+                                        PageRequest(cursor=cursor, limit=MODELS_PAGE),
+                                        lab=lab or None, q=q or None, summary=True)
+        models = model_summaries(session, rows)
+        query = {k: v for k, v in (("q", q), ("lab", lab)) if v}
+        return page("models.html", models=models, q=q or "", lab=lab or "",
+                    first_page=not cursor,
+                    first_href="/models" + ("?" + urlencode(query) if query else ""),
+                    next_href="/models?" + urlencode(query | {"cursor": next_cursor})
+                    if next_cursor else None,
+                    busy=_evaluating_models(session, principal, [m.id for m in models]))
 
 
 def _latest(results: list[dict], suite: str) -> dict | None:
@@ -161,18 +184,21 @@ def card_context(session, principal: Principal, lab: str, model_slug: str) -> di
     agreements = [a for a in read_agreements(session, principal, agreements)
                   if ref in a.scope.models]
     runs = [{**run, "checkpoint": c["name"]} for c in live["checkpoints"] for run in c["runs"]]
-    reads = [read_plan(session, p) for p in plans]
+    stages = stages_of_plans(session, [p.id for p in plans])  # for the plans and verdicts
+    reads = read_plans(session, plans, stages)
     return {
         "model": read, "ref": ref, "sections": [(s, read.card_html.get(s, "")) for s in
                                                 CARD_SECTIONS if read.card_html.get(s)],
         "live": live, "plans": reads,
-        "compliance": {p.id: norms.plan_compliance(session, principal, p.id) for p in reads},
+        "compliance": {p.id: norms.compliance_of_plan(session, principal, p, stages[p.id])
+                       for p in plans},
         "eval_rows": [(c, _eval_rows(c)) for c in live["checkpoints"]],
         "model_reported": live["reported"], "charts": charts.metric_charts(live["checkpoints"]),
         "transfer": _transfer(live["checkpoints"]), "bias": _bias(live["checkpoints"]),
         "runs": runs, "active": any(r["status"] in ACTIVE for r in runs),
         "agreements": agreements,
-        "incidents": _recent_incidents(session, principal, limit=20, model=ref),
+        "incidents": _linked_incidents(session, principal, IncidentModel, "model_id",
+                                       model.id),
     }
 
 
@@ -224,17 +250,35 @@ async def model_progress(principal: Principal, lab: str, model: str,
     return ServerSentEvent(events(), event_type="runs", retry_duration=2000)
 
 
+def _linked_incidents(session, principal: Principal, link, key: str, value: int,
+                      limit: int = 20) -> list:
+    """The latest incidents linked to one lab or model (`link` the link table, whose
+    column `key` is `value`) that the caller may see, newest first as the search's date order gives
+    them, duplicates left out. Driven from the links (indexed by lab and by model) rather
+    than the search's slug filter, which on SQLite walks every incident by date before a
+    lab or model with few incidents fills its page. `link` is aliased: the visibility
+    clause has an EXISTS over incident_lab of its own, which must not correlate to it."""
+    link = aliased(link)
+    rows = session.exec(select(Incident).join(link, link.incident_id == Incident.id)
+                        .where(getattr(link, key) == value, Incident.status != "duplicate",
+                               visible_incidents(principal))
+                        .order_by(desc(Incident.occurred), desc(Incident.id)).limit(limit)).all()
+    return [SimpleNamespace(incident=r, snippet=None)
+            for r in read_incidents(session, principal, list(rows), html=False)]
+
+
 @get("/labs/{lab:str}", opt=PUBLIC, name="lab")
 def lab_page(principal: Principal, lab: str) -> Template:
     with session_scope(write=False) as session:
         row = get_lab(session, lab)
-        models, _ = list_models(session, principal, PageRequest(limit=200), lab=lab)
+        models, more_models = list_model_names(session, principal, LAB_MODELS, lab=lab)
         plans, _ = list_plans(session, principal, PageRequest(limit=100), lab=lab)
         agreements, _ = list_agreements(session, principal, PageRequest(limit=100), lab=lab)
-        return page("lab.html", lab=row, models=[read_model(session, m) for m in models],
-                    plans=[read_plan(session, p) for p in plans],
+        return page("lab.html", lab=row, models=models,
+                    more_models=more_models, plans=read_plans(session, plans),
                     agreements=read_agreements(session, principal, agreements),
-                    incidents=_recent_incidents(session, principal, limit=20, lab=lab))
+                    incidents=_linked_incidents(session, principal, IncidentLab,
+                                                        "lab_id", row.id))
 
 
 def public_handlers() -> list:

@@ -4,7 +4,7 @@ and rate-limited exactly as POST /api/v1/incidents is: same schema, service and 
 from __future__ import annotations
 
 from datetime import date
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import anyio
 import litestar
@@ -20,7 +20,7 @@ from app.incidents import service
 from app.incidents.api import ANON_PER_HOUR, MAX_BODY, anonymous_wait
 from app.incidents.schemas import IncidentCreate
 from app.incidents.search import SearchParams, search_incidents
-from app.markdown import render_markdown
+from app.markdown import stored_html
 from app.web.pages import page
 
 FACET_NAMES = {"lab": "Lab", "model": "Model", "harm_type": "Harm type",
@@ -45,9 +45,19 @@ def incidents_page(principal: Principal, q: str | None = None, lab: str | None =
     base = {k: v for k, v in dict(q=q, sort=sort if q else None, occurred_from=occurred_from,
                                   occurred_to=occurred_to, **chosen).items() if v}
 
+    # Hundreds of facet links share the base query: quote it once (same URLs as
+    # urlencode(base | change) without its empty values).
+    quoted = {k: quote_plus(str(v)) for k, v in base.items()}
+
     def link(**change) -> str:
-        query = {k: v for k, v in (base | change).items() if v not in (None, "")}
-        return "/incidents" + ("?" + urlencode(query) if query else "")
+        query = dict(quoted)
+        for k, v in change.items():
+            if v in (None, ""):
+                query.pop(k, None)
+            else:
+                query[k] = quote_plus(str(v))
+        return "/incidents" + ("?" + "&".join(f"{k}={v}" for k, v in query.items())
+                               if query else "")
 
     facets = [{"name": name, "label": FACET_NAMES.get(name, name), "chosen": chosen.get(name),
                "values": [{"value": v, "count": c, "href": link(**{name: v, "cursor": None}),
@@ -66,8 +76,9 @@ def incident_page(principal: Principal, incident_id: int) -> Template | Redirect
         if incident.status == "duplicate":
             return Redirect(f"/incidents/{incident.duplicate_of}", status_code=303)
         read = service.read_incident(session, principal, incident)
-        reports = [(r, render_markdown(r.text))
-                   for r in service.list_reports(session, principal, incident_id)]
+        # The reports' HTML was rendered when they were written (app.markdown).
+        reports = [(r, stored_html(r, "text"))
+                   for r in service.reports_of_incident(session, incident)]
         return page("incident.html", incident=read, reports=reports)
 
 

@@ -13,6 +13,7 @@ from app.auth.principal import Principal
 from app.db import session_scope
 from app.errors import Invalid, NotFound
 from app.http import PUBLIC, SECURITY_HEADERS, get
+from app.models.tables import AIModel
 from app.norms import service as norms
 from app.norms.loader import load_policies
 from app.plans import service as plans
@@ -23,9 +24,17 @@ from app.web.pages import page
 def plan_page(principal: Principal, plan_id: int, a: int | None = None,
               b: int | None = None) -> Template:
     with session_scope(write=False) as session:
-        plan = plans.read_plan(session, plans.get_plan(session, principal, plan_id))
-        revisions = plans.list_revisions(session, principal, plan_id)
-        numbers = [r.number for r in revisions]
+        # Visibility is checked once, here; what follows reads this plan's rows.
+        row = plans.get_plan(session, principal, plan_id)
+        # Held for the whole render: the plan's content and its card-complete check both
+        # session.get the model, which finds it in the (weak) identity map only while
+        # something holds it.
+        model = session.get(AIModel, row.model_id)  # noqa: F841
+        stages = plans.stages_of(session, row.id)
+        plan = plans.read_plan(session, row, stages)
+        revisions = plans.revisions_of_plan(session, row)
+        by_number = {r.number: r for r in revisions}
+        numbers = list(by_number)
         diff = None
         if len(numbers) >= 2:
             b = b if b is not None else numbers[-1]
@@ -35,11 +44,11 @@ def plan_page(principal: Principal, plan_id: int, a: int | None = None,
                 if value not in numbers:
                     raise Invalid(f"plan {plan_id} has no revision {value}", field=field)
             diff = {"a": a, "b": b,
-                    "changes": plans.diff_revisions(session, principal, plan_id, a, b)}
+                    "changes": plans.diff(by_number[a].content, by_number[b].content)}
         return page("plan.html", plan=plan, revisions=revisions, diff=diff,
-                    compliance=norms.plan_compliance(session, principal, plan_id),
-                    exemptions=norms.list_exemptions(session, principal, plan_id),
-                    history=norms.compliance_history(session, principal, plan_id))
+                    compliance=norms.compliance_of_plan(session, principal, row, stages),
+                    exemptions=norms.exemptions_of_plan(session, row),
+                    history=norms.history_of_plan(session, row))
 
 
 @get("/agreements/{agreement_id:int}", opt=PUBLIC, name="agreement")
