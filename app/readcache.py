@@ -324,6 +324,16 @@ def anonymous(headers) -> bool:
     return True
 
 
+def wants_fresh(headers) -> bool:
+    """`Cache-Control: no-cache` (or `Pragma: no-cache`) from the client: the stored answer
+    may not be used without validation (RFC 9111 5.2.1.4), so it is computed (and kept)."""
+    for name, value in headers:
+        if name in (b"cache-control", b"pragma") and (
+                b"no-cache" in value.lower() or b"max-age=0" in value.lower()):
+            return True
+    return False
+
+
 def embeds_csrf_token(scope, body: bytes) -> bool:
     """A page with a form carries this request's CSRF token: it is that browser's own."""
     from litestar.utils.scope.state import ScopeState
@@ -409,7 +419,7 @@ def read_cache_middleware(app):
         key = cache_key(scope)
         flight = (id(asyncio.get_running_loop()), key)
         while True:
-            answer = cache.get(key, token)
+            answer = None if wants_fresh(scope["headers"]) else cache.get(key, token)
             if answer is not None:
                 zipped = answer.gzip_body is not None and accepts_gzip(scope["headers"])
                 headers = answer.gzip_headers if zipped else answer.headers

@@ -99,3 +99,15 @@ def test_a_cached_page_still_gives_a_new_browser_its_csrf_cookie(client, world):
     with count_queries() as seen:
         r = client.get("/models")
     assert seen == [] and "sg_csrf=" in r.headers.get("set-cookie", "")
+
+
+def test_no_cache_from_the_client_computes_the_answer_again(client, world):
+    client.get("/api/v1/models")
+    client.get("/models")
+    for path in ("/api/v1/models", "/models"):
+        with count_queries() as seen:
+            assert client.get(path, headers={"Cache-Control": "no-cache"}).status_code == 200
+        assert seen, path
+        with count_queries() as seen:
+            client.get(path)
+        assert seen == [], path  # the fresh answer was kept

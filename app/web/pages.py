@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections import OrderedDict
 from datetime import date, datetime
 from pathlib import Path
 
@@ -154,63 +151,6 @@ def active_runs():
     from app.evals.tables import ACTIVE, EvalRun
 
     return EvalRun.status.in_([literal_column(f"'{status}'") for status in ACTIVE])
-
-
-class PageCache:
-    """Rendered public pages, keyed by the state they show.
-
-    Every state change appends an event, so (last event id, the active evaluation runs'
-    progress, the minute) names what an anonymous reader sees: the minute covers rules that
-    change with the clock alone (embargoes lifting, agreements expiring). Signed-in readers
-    see more and always get a fresh render."""
-
-    def __init__(self, size: int = 64) -> None:
-        self.size, self._pages = size, OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def state(session) -> tuple:
-        from sqlalchemy import func
-        from sqlmodel import select
-
-        from app.evals.tables import EvalRun
-        from app.events.tables import Event
-        from app.settings import get_settings
-
-        last_event = session.exec(select(func.max(Event.id))).one()
-        runs = tuple(session.exec(select(EvalRun.id, EvalRun.status, EvalRun.progress)
-                                  .where(active_runs())).all())
-        # The database is part of the key: tests (and tools) switch databases in-process.
-        return get_settings().database_url, last_event, runs, int(time.time() // 60)
-
-    def get(self, key: tuple) -> str | None:
-        with self._lock:
-            html = self._pages.get(key)
-            if html is not None:
-                self._pages.move_to_end(key)
-            return html
-
-    def put(self, key: tuple, html: str) -> None:
-        with self._lock:
-            self._pages[key] = html
-            while len(self._pages) > self.size:
-                self._pages.popitem(last=False)
-
-
-PAGES = PageCache()
-
-
-def cached_page(session, principal, name: str, key: tuple, build) -> Response:
-    """The page `name` rendered from build() -> context, reused for anonymous readers while
-    the registry's state is unchanged. Only pages without forms (no CSRF token) use this."""
-    if not principal.is_anonymous:
-        return html_response(ENV.get_template(name).render(**build()))
-    full_key = (name, *key, *PageCache.state(session))
-    html = PAGES.get(full_key)
-    if html is None:
-        html = ENV.get_template(name).render(**build())
-        PAGES.put(full_key, html)
-    return html_response(html)
 
 
 def html_response(html: str, status: int = 200) -> Response:

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import anyio
 import litestar
-from litestar import Request, Response
+from litestar import Request
 from litestar.response import ServerSentEvent, Template
 from sqlalchemy import desc
 from sqlalchemy.orm import aliased
@@ -38,7 +38,7 @@ from app.norms import service as norms
 from app.pagination import PageRequest
 from app.plans.service import list_plans, read_plans, stages_of_plans
 from app.web import charts
-from app.web.pages import active_runs, cached_page, page
+from app.web.pages import active_runs, page
 
 MODELS_PAGE = 50  # /models shows this many a page, then a "next" link
 HOME_MODELS = 200  # the home page lists at most this many, then links to /models
@@ -68,17 +68,14 @@ def _evaluating_models(session, principal: Principal, model_ids) -> set[int]:
 
 
 @get("/", opt=PUBLIC, name="home")
-def home(principal: Principal) -> Response:
+def home(principal: Principal) -> Template:
     with session_scope(write=False) as session:
-        def build() -> dict:
-            plans, _ = list_plans(session, principal, PageRequest(limit=100))
-            models, more = list_model_names(session, principal, HOME_MODELS)
-            return {"releases": _released_stages(read_plans(session, plans))[:8],
-                    "incidents": _recent_incidents(session, principal),
-                    "models": models, "more_models": more,
-                    "busy": _evaluating_models(session, principal, [m.id for m in models])}
-
-        return cached_page(session, principal, "home.html", (), build)
+        plans, _ = list_plans(session, principal, PageRequest(limit=100))
+        models, more = list_model_names(session, principal, HOME_MODELS)
+        return page("home.html", releases=_released_stages(read_plans(session, plans))[:8],
+                    incidents=_recent_incidents(session, principal), models=models,
+                    more_models=more,
+                    busy=_evaluating_models(session, principal, [m.id for m in models]))
 
 
 @get("/models", opt=PUBLIC, name="models")
@@ -203,10 +200,9 @@ def card_context(session, principal: Principal, lab: str, model_slug: str) -> di
 
 
 @get("/models/{lab:str}/{model:str}", opt=PUBLIC, name="model_card")
-def model_card(principal: Principal, lab: str, model: str) -> Response:
+def model_card(principal: Principal, lab: str, model: str) -> Template:
     with session_scope(write=False) as session:
-        return cached_page(session, principal, "card.html", (lab, model),
-                           lambda: card_context(session, principal, lab, model))
+        return page("card.html", **card_context(session, principal, lab, model))
 
 
 def _run_states(principal: Principal, model_id: int) -> list[dict]:
