@@ -90,7 +90,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         # Conditional GET first: a 304 replaces any 200 that carries a matching ETag.
         # Web sign-in: server-side sessions kept in the database, CSRF on every page form.
-        middleware=[conditional_get, *browser_middleware(settings), *_read_cache(settings)],
+        # The read cache before sessions and CSRF: an anonymous hit needs neither.
+        middleware=[conditional_get, *_read_cache(settings), *browser_middleware(settings)],
         stores={"sessions": DatabaseSessionStore()},
         request_class=StrictRequest,
         before_send=[harden_response],

@@ -15,7 +15,9 @@ Why it is exact:
 - Audience: only answers to anonymous callers (no Authorization, no cookie but the CSRF
   one) of routes marked public are stored and served, so an answer is only ever given to
   a caller whose answer it is. A page that carries the request's CSRF token (a form) is
-  that browser's own and never stored; the CSRF cookie itself is set outside the cache.
+  that browser's own and never stored, nor is the CSRF cookie a page sets: the cache sits
+  before the session and CSRF middleware, so a hit costs neither, and a browser gets its
+  CSRF cookie from the first form page it opens.
 - Address: the scheme and the Host/forwarding headers are part of the key (feeds and
   exported cards hold absolute links built from them).
 An entry is stored only if the token did not move while it was computed.
@@ -372,13 +374,18 @@ async def _compute_and_store(app, scope, receive, send, cache: ReadCache, key: t
         await send(message)
 
     await app(scope, receive, capture)
-    names = {n.lower() for n, _ in start.get("headers", [])}
+    # The CSRF cookie a page hands a new browser is that browser's own: not stored (a page
+    # without a form does not need it; a form page is never stored). Any other cookie
+    # keeps the answer out of the cache.
+    kept = [(n, v) for n, v in start.get("headers", [])
+            if not (n.lower() == b"set-cookie" and v.startswith(CSRF_COOKIE.encode() + b"="))]
+    names = {n.lower() for n, _ in kept}
     if (start.get("status") == 200 and size <= MAX_ENTRY_BYTES
             and not names & {b"set-cookie", b"content-encoding"}):
         body = b"".join(chunks)
         if embeds_csrf_token(scope, body):
             return
-        headers = [(n, v) for n, v in start["headers"] if n.lower() != b"content-length"]
+        headers = [(n, v) for n, v in kept if n.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         # Compressing a big answer takes a while: off the event loop.
         answer = await anyio.to_thread.run_sync(with_gzip, Answer(start["status"], headers, body))
