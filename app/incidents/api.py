@@ -52,9 +52,10 @@ MAX_BODY = 256 * 1024
 Status = Literal[INCIDENT_STATUSES] | None
 Year = Annotated[int | None, Interval(ge=1, le=9999)]
 Limit = Annotated[int, Interval(ge=1, le=100)]
-# The export answers in pages: one unbounded answer (30 MB at 50,000 incidents) would tie
+# The export answers in pages (500 incidents are about 500 KB of JSON): one unbounded
+# answer (30 MB at 50,000 incidents) would tie
 # up a connection and the read cache for every caller. `Link: rel="next"` gives the next.
-EXPORT_PAGE, EXPORT_MAX = 1000, 10_000
+EXPORT_PAGE, EXPORT_MAX = 500, 10_000
 ExportLimit = Annotated[int, Interval(ge=1, le=EXPORT_MAX)]
 
 
