@@ -425,8 +425,9 @@ def read_cache_middleware(app):
         # stored (error bodies follow Accept), never an encoded body (Accept-Encoding).
         key = cache_key(scope)
         flight = (id(asyncio.get_running_loop()), key)
+        fresh = wants_fresh(scope["headers"])
         while True:
-            answer = None if wants_fresh(scope["headers"]) else cache.get(key, token)
+            answer = None if fresh else cache.get(key, token)
             if answer is not None:
                 zipped = answer.gzip_body is not None and accepts_gzip(scope["headers"])
                 headers = answer.gzip_headers if zipped else answer.headers

@@ -139,20 +139,3 @@ def wrap_error_handler(handler):
         return error_page(request, 500, "The registry could not build this page. The error "
                                         f"has been logged under request id {rid}.")
     return handle
-
-
-def active_runs():
-    """WHERE status is queued or running, with the statuses written into the SQL: SQLite
-    plans a bound IN (?, ?) as a scan of every run (its statistics see one status,
-    "succeeded", on all of them), but uses the status index (or the partial index of
-    active runs) for literals. Every anonymous page read runs this for its cache key."""
-    from sqlalchemy import literal_column
-
-    from app.evals.tables import ACTIVE, EvalRun
-
-    return EvalRun.status.in_([literal_column(f"'{status}'") for status in ACTIVE])
-
-
-def html_response(html: str, status: int = 200) -> Response:
-    return Response(html, status_code=status, media_type="text/html",
-                    headers=SECURITY_HEADERS)
