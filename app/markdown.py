@@ -26,46 +26,70 @@ RENDERER_VERSION = 2
 # "[" so `![![![...` costs ~65 µs a character. 20 (CommonMark's own value) is plenty for
 # real documents and cuts the worst case 4-7x.
 MAX_NESTING = 20
-# CPU-time bound on one field (pathological input is refused, not rendered slowly).
-# Thread CPU time, not wall time, so other processes' load does not refuse valid text.
-RENDER_BUDGET_S = 0.5
+# The bound on one field is a count of parser steps (inline rule chains run and tokens
+# skipped while scanning link labels), not a time: the same text is accepted or refused
+# on every machine and under any load. 100,000 characters of ordinary Markdown (lists,
+# tables, links, emphasis) take at most ~100,000 steps; `![` repeated takes ~42 a
+# character, so 10,000 such characters pass and 100,000 are refused.
+MAX_RENDER_STEPS = 1_000_000
+# A backstop for costs the step count does not see (a slow rule, sanitising): thread CPU
+# time, so other processes' load does not refuse valid text.
+RENDER_BUDGET_S = 2.0
 
 # js-default: no raw HTML, links validated; nh3 (Ammonia) then removes anything
 # that still slipped through, e.g. javascript: URLs produced by plugins.
 _md = MarkdownIt("js-default", {"maxNesting": MAX_NESTING})
 
 
-class RenderTooSlow(Exception):
+class RenderTooCostly(Exception):
     pass
 
 
-def _deadline(state, *_args) -> bool:
-    """A rule that matches nothing and runs first: it stops a render past its budget."""
-    deadline = state.env.get("deadline")
-    if deadline is not None and time.thread_time() > deadline:
-        raise RenderTooSlow
+def _spend(env: dict) -> None:
+    env["steps"] += 1
+    if env["steps"] > env["max_steps"] or (
+            env["steps"] % 1024 == 0 and time.thread_time() > env["deadline"]):
+        raise RenderTooCostly
+
+
+def _step(state, *_args) -> bool:
+    """A rule that matches nothing and runs first in each chain: it counts a step."""
+    _spend(state.env)
     return False
 
 
-_md.inline.ruler.before("text", "deadline", _deadline)
-_md.block.ruler.before("table", "deadline", _deadline)
+_md.inline.ruler.before("text", "step", _step)
+_md.block.ruler.before("table", "step", _step)
+_skip_token = _md.inline.skipToken
 
 
-def _render(text: str, budget: float) -> str:
-    env = {"deadline": time.thread_time() + budget}
+def _counted_skip_token(state) -> None:
+    # parse_link_label skips tokens mostly from its cache, without running a rule chain:
+    # those are the steps that make nested brackets costly.
+    _spend(state.env)
+    _skip_token(state)
+
+
+_md.inline.skipToken = _counted_skip_token
+
+
+def _render(text: str, max_steps: int, budget: float) -> str:
+    env = {"steps": 0, "max_steps": max_steps, "deadline": time.thread_time() + budget}
     return nh3.clean(_md.render(text, env), link_rel="nofollow noopener noreferrer")
 
 
 def render_markdown(text: str | None, *, field: str | None = None,
+                    max_steps: int = MAX_RENDER_STEPS,
                     budget: float = RENDER_BUDGET_S) -> str:
-    """Sanitised HTML; Markdown that takes longer than `budget` to render is refused (422)."""
+    """Sanitised HTML; Markdown that costs more than `max_steps` parser steps (or `budget`
+    seconds of CPU) to render is refused (422)."""
     if not text:
         return ""
     try:
-        return _render(text, budget)
-    except RenderTooSlow:
-        raise Invalid(f"{field or 'text'}: this Markdown is too costly to render (over "
-                      f"{budget:g} s); simplify deeply nested brackets, links or emphasis",
+        return _render(text, max_steps, budget)
+    except RenderTooCostly:
+        raise Invalid(f"{field or 'text'}: this Markdown is too costly to render; simplify "
+                      "deeply nested brackets, links or emphasis",
                       field=field or "text") from None
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import statistics
 import time
 
+import pytest
+
 from alembic import command
 from sqlalchemy import text
 
 from app.db import alembic_config, get_engine, session_scope
-from app.markdown import RENDERER_VERSION, render_markdown
+from app.errors import Invalid
+from app.markdown import MAX_RENDER_STEPS, RENDERER_VERSION, render_markdown
 from app.models.tables import AIModel
 from tests.factories import FOUR_STAGES
 
@@ -49,6 +52,22 @@ def test_too_costly_markdown_is_refused_naming_the_field(client, world):
     assert "too costly to render" in r.json()["errors"][0]["reason"]
     assert all(m["slug"] != "card" for m in client.get(
         "/api/v1/models", headers=world.a_member.headers).json()["items"])
+
+
+def test_the_cost_bound_counts_parser_steps_not_seconds():
+    """Accepted or refused alike on a fast machine, a slow one, or one under load: the
+    bound is a step count; CPU time is only a far-off backstop."""
+    generous = 3600.0
+    assert render_markdown(PATHOLOGICAL, budget=generous).startswith("<p>![![")
+    with pytest.raises(Invalid, match="too costly to render"):
+        render_markdown(TOO_COSTLY, budget=generous, field="metrics")
+    with pytest.raises(Invalid):
+        render_markdown("[" * 100_000, budget=generous)
+    # Ordinary Markdown at the 100,000-character cap stays far inside the step bound.
+    for ordinary in ("- a\n  - b\n    - c\n", "| x | y |\n", "*a* _b_ [c](d) `e` ",
+                     "> > > quoted\n", "[a](https://example.org/z) "):
+        doc = (ordinary * (100_000 // len(ordinary)))[:100_000]
+        assert render_markdown(doc, max_steps=MAX_RENDER_STEPS // 5, budget=generous)
 
 
 def test_section_over_the_size_limit_is_refused_naming_the_field(client, world):
