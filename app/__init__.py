@@ -132,10 +132,31 @@ def _logging_config():
 
 
 def _startup_hooks(hooks: dict) -> dict:
-    """Stored HTML from an older Markdown renderer is re-rendered before serving."""
+    """Stored HTML from an older Markdown renderer is re-rendered before serving; the
+    start-up heap is frozen last."""
     from app.markdown import rerender_on_startup
 
-    return hooks | {"on_startup": [rerender_on_startup, *hooks.get("on_startup", [])]}
+    return hooks | {"on_startup": [rerender_on_startup, *hooks.get("on_startup", []),
+                                   freeze_start_up_heap]}
+
+
+_FROZEN = False
+
+
+def freeze_start_up_heap() -> None:
+    """Move what start-up left alive (modules, routes, compiled templates, ~150,000
+    objects) out of the cyclic garbage collector's reach, once per process. They live as
+    long as the process, yet every full collection scanned them: a 60-80 ms pause in
+    whichever request triggered it, the slowest 1 % of incident searches at 1M rows.
+    Collected first, so no garbage is frozen; later apps in the same process (tests)
+    are not frozen again."""
+    global _FROZEN
+    if not _FROZEN:
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        _FROZEN = True
 
 
 def _read_cache(settings: Settings) -> list:
