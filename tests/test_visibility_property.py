@@ -15,7 +15,6 @@ were never used), and every model reference as a filter (hidden ones like missin
 from __future__ import annotations
 
 import shutil
-import uuid
 from contextlib import contextmanager
 
 from hypothesis import HealthCheck, Phase, given, note, settings
@@ -33,7 +32,7 @@ from app.models.tables import AIModel
 from app.plans import cache
 from app.plans.tables import ReleasePlan
 from app.settings import Settings, configure
-from tests.conftest import PG_BASE, _pg
+from tests.conftest import PG_BASE
 from tests.visibility_world import Builder, answers, get_routes, requests_for
 
 LABS = ["lab-a", "lab-b"]
@@ -78,8 +77,7 @@ def fresh_database(backend: str, templates: dict, tmp_path_factory):
         shutil.copy(templates["sqlite"], tmp / "stagegate.db")
         url = f"sqlite:///{tmp / 'stagegate.db'}"
     else:
-        name = f"sg_v_{uuid.uuid4().hex[:12]}"
-        _pg(f"CREATE DATABASE {name} TEMPLATE {templates['postgresql']}")
+        name = templates["pg_copies"].take()
         url = f"{PG_BASE}/{name}"
     configured = configure(Settings(data_dir=tmp / "data", database_url=url,
                                     inprocess_worker=False))
@@ -90,7 +88,7 @@ def fresh_database(backend: str, templates: dict, tmp_path_factory):
         engine_for(url).dispose()
         engine_for.cache_clear()
         if backend == "postgresql":
-            _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            templates["pg_copies"].give_back(name)
 
 
 def model_slug(b: Builder, lab_slug: str, index: int, spec: dict) -> str:
