@@ -24,16 +24,19 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers run beside one writer; busy_timeout makes writers queue, not fail.
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     # Table statistics for the query planner, as SQLite advises for each new connection:
     # without them it picks an index on `status` for the incident list and sorts 50,000
-    # rows (37 ms) instead of walking the (occurred, id) index (0.1 ms).
+    # rows (37 ms) instead of walking the (occurred, id) index (0.1 ms). ANALYZE writes:
+    # while another connection holds the write lock it is skipped at once (busy_timeout
+    # 0), never waited for; a connection opened during a long write answered 10 s late.
+    cur.execute("PRAGMA busy_timeout=0")
     try:
         _plan_statistics(cur)
     except sqlite3.Error:  # a read-only or busy database: plan without fresh statistics
         pass
+    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 

@@ -4,6 +4,8 @@ sorting every public incident found through the status index."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -34,3 +36,21 @@ def test_a_new_connection_gathers_statistics_and_the_list_uses_its_index(setting
         stats = conn.execute(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'incident'"))
         assert stats.scalar() > 0
     assert "ix_incident_occurred_id" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_connection_opened_during_a_write_is_not_held_up_by_statistics(settings, backend):
+    """Statistics are skipped, not waited for, while another connection writes."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's write lock")
+    engine = engine_for(settings.database_url)
+    engine.dispose()
+    writer = sqlite3.connect(settings.database_url.split("///", 1)[1], isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # holds the write lock, as a long write unit does
+    try:
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM incident")).scalar() == 0
+        assert time.perf_counter() - started < 2   # busy_timeout is 10 s
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
