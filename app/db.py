@@ -21,6 +21,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (the pysqlite recipe), so write
     # units can take the write lock up front.
     dbapi_conn.isolation_level = None
+    # Unicode case-insensitive matching (SQLite's own lower() folds ASCII only).
+    dbapi_conn.create_function("casefold", 1, _casefold, deterministic=True)
     cur = dbapi_conn.cursor()
     # WAL lets readers run beside one writer; busy_timeout makes writers queue, not fail.
     cur.execute("PRAGMA journal_mode=WAL")
@@ -38,6 +40,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
         pass
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _casefold(value):
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _plan_statistics(cur) -> None:

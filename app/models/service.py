@@ -103,9 +103,13 @@ def list_models(session: Session, principal: Principal, page: PageRequest,
     if lab:
         query = query.where(AIModel.lab_id == get_lab(session, lab).id)
     if q:
-        named = func.lower(Lab.slug + "/" + AIModel.slug + " " + AIModel.name)
+        # SQLite's lower() folds ASCII only: it uses casefold(), Python's, registered on
+        # each connection (app.db); PostgreSQL's lower() follows the database's locale.
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        fold, needle = (func.casefold, q.casefold()) if sqlite else (func.lower, q.lower())
+        named = fold(Lab.slug + "/" + AIModel.slug + " " + AIModel.name)
         query = query.join(Lab, Lab.id == AIModel.lab_id).where(
-            named.contains(q.casefold(), autoescape=True))
+            named.contains(needle, autoescape=True))
     return paginate(session, query, AIModel.id, page)
 
 

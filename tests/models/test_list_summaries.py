@@ -20,3 +20,12 @@ def test_list_items_are_summaries_and_the_detail_has_the_card(client, world):
     full = client.get(f"/api/v1/models/{item['id']}").json()
     assert full["model_details"] == prose
     assert full["card_html"]["metrics"].startswith("<p>A long section.")
+
+
+def test_the_models_page_filter_ignores_case_beyond_ascii(client, world):
+    r = client.post("/api/v1/models", headers=world.a_member.headers,
+                    json={"lab": "lab-a", "slug": "elan", "name": "Élan Ünicode"})
+    assert r.status_code == 201, r.text
+    for q in ("élan", "ÉLAN", "ünicode", "ÜNICODE", "Élan Ü"):
+        assert "Élan Ünicode" in client.get("/models", params={"q": q}).text, q
+    assert "Élan Ünicode" not in client.get("/models", params={"q": "elan x"}).text
