@@ -52,10 +52,10 @@ MAX_BODY = 256 * 1024
 Status = Literal[INCIDENT_STATUSES] | None
 Year = Annotated[int | None, Interval(ge=1, le=9999)]
 Limit = Annotated[int, Interval(ge=1, le=100)]
-# The export answers in pages (500 incidents are about 500 KB of JSON): one unbounded
+# The export answers in pages (200 incidents are about 200 KB of JSON): one unbounded
 # answer (30 MB at 50,000 incidents) would tie up a connection and the read cache for
 # every caller. `Link: rel="next"` names the next page.
-EXPORT_PAGE, EXPORT_MAX = 500, 10_000
+EXPORT_PAGE, EXPORT_MAX = 200, 10_000
 ExportLimit = Annotated[int, Interval(ge=1, le=EXPORT_MAX)]
 
 
