@@ -65,8 +65,8 @@ class PgCopies:
 
     AHEAD = 2
 
-    def __init__(self, template: str, prefix: str = "sg_t"):
-        self.template, self.prefix = template, prefix
+    def __init__(self, template: str):
+        self.template = template
         self.ready: queue.Queue = queue.Queue()
         self.used: queue.Queue = queue.Queue()
         self.room = threading.Semaphore(self.AHEAD)
@@ -80,7 +80,7 @@ class PgCopies:
                 while not self.stopping.is_set():
                     self._drop_used(conn)
                     if self.room.acquire(timeout=0.02):
-                        name = f"{self.prefix}_{uuid.uuid4().hex[:12]}"
+                        name = f"sg_t_{uuid.uuid4().hex[:12]}"
                         conn.execute(f"CREATE DATABASE {name} TEMPLATE {self.template}")
                         self.ready.put(name)
                 self._drop_used(conn)

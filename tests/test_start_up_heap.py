@@ -4,6 +4,9 @@ garbage."""
 
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import gc, time
@@ -29,10 +32,9 @@ def test_start_up_freezes_its_heap_once(tmp_path):
            "STAGEGATE_DATA_DIR": str(tmp_path), "STAGEGATE_INPROCESS_WORKER": "0",
            "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                         text=True, timeout=120, cwd=sys.path[0] or ".")
+                         text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     frozen, again, full = out.stdout.split()
     assert int(frozen) > 50_000          # modules, routes, templates: out of the scans
     assert int(again) <= int(frozen)     # a second app in the process freezes nothing more
     assert float(full) < 0.05            # a full collection no longer walks them
-

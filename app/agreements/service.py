@@ -22,6 +22,7 @@ from app.agreements.schemas import (
     StageScopeRead,
 )
 from app.agreements.tables import (
+    EDITABLE_STATUSES,
     KINDS,
     STATUSES,
     AgreementParty,
@@ -357,7 +358,7 @@ def revise_agreement(session: Session, actor: Principal, agreement_id: int,
     agreement = get_agreement(session, actor, agreement_id)
     actor.require_member(agreement.lab_id)
     _lock(session, agreement, data.version)
-    if agreement.status != "draft":
+    if agreement.status not in EDITABLE_STATUSES:
         raise InvalidTransition(f"a {effective_status(agreement)} agreement cannot be "
                                 "edited; only drafts can", field="status", allowed=[])
     fields = data.model_dump(exclude_unset=True, exclude={"version", "parties", "scope"})

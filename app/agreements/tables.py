@@ -16,6 +16,8 @@ KINDS = ("research_access", "pre_release_evaluation", "coordinated_disclosure", 
 # expired from ends_at on, computed from the clock (see service.effective_status).
 STORED_STATUSES = ("draft", "proposed", "active", "terminated")
 STATUSES = ("draft", "proposed", "active", "expired", "terminated")
+# Terms, period, parties and scope can be revised only while the agreement is one of these.
+EDITABLE_STATUSES = ("draft",)
 
 
 class DisclosureAgreement(RenderedMarkdown, table=True):

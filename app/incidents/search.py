@@ -600,7 +600,7 @@ def _candidates(session: Session, parsed: ParsedQuery, where: list) -> list:
 # enough): the GIN scan of an AND reads every posting of each word in the whole table
 # (35 ms for three words of 5 % each at 1M rows) before the id range can cut it.
 FIRST_WINDOW = 4096
-ROW_TEST_WINDOW = 16_384
+ROW_TEST_WINDOW = 16_384  # at least FIRST_WINDOW: the first window is always small
 RARE = 8
 
 
@@ -642,7 +642,7 @@ def _pg_window(parsed: ParsedQuery, where: list, window: list, limit: int, first
     with the id range or reads the GIN matches."""
     vector = literal_column("incident.search_vector")
     several = len(parsed.groups) > 1 or any(len(words) > 1 for words in parsed.groups[0])
-    if (first or small) and several:
+    if small and several:
         match, order = func.ts_match_vq(vector, to_tsquery(parsed)), Incident.id.desc()
     else:
         match = vector.op("@@")(to_tsquery(parsed))
