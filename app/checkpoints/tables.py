@@ -21,6 +21,10 @@ class Checkpoint(SQLModel, table=True):
     # Copied from the model so visibility filters need no join.
     lab_id: int = Field(foreign_key="lab.id", index=True, sa_type=BIGINT)
     name: str = Field(max_length=100)
+    # The plan stage this checkpoint is the artefact of (attach_to_stage): an agreement
+    # scoped to that stage grants it, and the gate's partner evidence reads it.
+    stage_id: int | None = Field(default=None, foreign_key="stage.id", index=True,
+                                 sa_type=BIGINT)
     access_level: str = Field(default="internal", max_length=16)
     # [{"name", "sha256", "size"}] sorted by name; the digest names the exact file set.
     manifest: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

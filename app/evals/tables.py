@@ -75,3 +75,13 @@ class EvalResult(SQLModel, table=True):
     origin: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_by: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class EvalResultCheckpoint(SQLModel, table=True):
+    """Every checkpoint a result's numbers are about: its own, and for a derived result
+    (a transfer matrix) each checkpoint it compares. app/access shows a result only to a
+    reader who may see all of them."""
+    __tablename__ = "eval_result_checkpoint"
+    result_id: int = Field(foreign_key="eval_result.id", primary_key=True, sa_type=BIGINT)
+    checkpoint_id: int = Field(foreign_key="checkpoint.id", primary_key=True, index=True,
+                               sa_type=BIGINT)

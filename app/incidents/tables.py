@@ -38,6 +38,10 @@ class Incident(RenderedMarkdown, table=True):
     reporter_contact: str | None = Field(default=None, max_length=200)
     embargo_until: datetime | None = Field(default=None, index=True)
     status: str = Field(default="submitted", max_length=12)
+    # A member of an affected lab acknowledged the incident as real: with a coordinator's
+    # confirmation, the only way an open incident counts against a release (app/norms).
+    acknowledged_at: datetime | None = None
+    acknowledged_by: int | None = Field(default=None, foreign_key="user.id", sa_type=BIGINT)
     duplicate_of: int | None = Field(default=None, foreign_key="incident.id", sa_type=BIGINT)
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
