@@ -8,10 +8,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, and_, case, exists, false, literal, or_, true, update
+from sqlalchemy import and_, case, exists, literal, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from app.access import (
+    agreement_in_force,
+    visible_agreements,
+    visible_checkpoints,
+    visible_models,
+    visible_plans,
+)
 from app.agreements.schemas import (
     AgreementCreate,
     AgreementRead,
@@ -37,13 +44,12 @@ from app.events.service import record
 from app.labs.service import get_lab
 from app.labs.tables import Lab
 from app.markdown import stored_html
-from app.models.service import find_model, visible_models
+from app.models.service import find_model
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
-from app.plans.service import visible_plans
 from app.plans.tables import ReleasePlan, Stage
-from app.sqltypes import MAX_ID
 from app.safeyaml import load_yaml
+from app.sqltypes import MAX_ID
 from app.timeutil import utcnow
 from app.versioning import check_version
 
@@ -72,30 +78,6 @@ def status_expr(now: datetime | None = None):
     now = now or utcnow()
     return case((and_(A.status.in_(TIMED), A.ends_at <= now), literal("expired")),
                 else_=A.status)
-
-
-def in_force(agreement: DisclosureAgreement, now: datetime | None = None) -> bool:
-    now = now or utcnow()
-    return agreement.status == "active" and agreement.starts_at <= now < agreement.ends_at
-
-
-def visible_agreements(principal: Principal, now: datetime | None = None):
-    """WHERE clause. An agreement that was never proposed (proposed_at unset: a draft)
-    is seen by the disclosing lab and coordinators only, whatever happens to it. A
-    proposed one (proposed, active, expired or terminated) is also seen by its party
-    labs, and by everyone once confidential_until has passed (never while no date is
-    set)."""
-    if principal.is_coordinator:
-        return true()
-    now = now or utcnow()
-    proposed = A.proposed_at.is_not(None)
-    clauses = [and_(proposed, A.confidential_until.is_not(None),
-                    A.confidential_until <= now)]
-    if principal.lab_ids:
-        clauses.append(A.lab_id.in_(principal.lab_ids))
-        clauses.append(and_(proposed, exists().where(
-            AgreementParty.agreement_id == A.id, AgreementParty.lab_id.in_(principal.lab_ids))))
-    return or_(*clauses)
 
 
 def _signatory_view(principal: Principal, agreement: DisclosureAgreement,
@@ -175,9 +157,6 @@ def read_agreements(session: Session, principal: Principal,
                   .join(ReleasePlan, ReleasePlan.id == Stage.plan_id)
                   .where(Stage.id.in_(stage_ids), visible_plans(principal)))} \
         if stage_ids else {}
-    from app.checkpoints.service import checkpoint_visibility as visible_checkpoints
-    from app.checkpoints.tables import Checkpoint
-
     shown_checkpoints = set(session.execute(sa_select(Checkpoint.id).where(
         Checkpoint.id.in_(checkpoint_ids), visible_checkpoints(principal))).scalars()) \
         if checkpoint_ids else set()
@@ -192,7 +171,7 @@ def read_agreements(session: Session, principal: Principal,
                                signer=signed[lab_id].signer if lab_id in signed else None,
                                signed_at=signed[lab_id].signed_at if lab_id in signed else None)
                      for lab_id, slug in parties[a.id]],
-            status=effective_status(a, now), in_force=in_force(a, now),
+            status=effective_status(a, now), in_force=agreement_in_force(a, now),
             scope=ScopeRead(
                 models=[models[s.model_id] for s in scope[a.id] if s.model_id in models],
                 stages=[stages[s.stage_id] for s in scope[a.id] if s.stage_id in stages],
@@ -390,17 +369,29 @@ def _check_move(current: str, to: str) -> None:
                                 field="to", allowed=allowed)
 
 
-def _historical(actor: Principal, at: datetime | None) -> datetime:
-    """`at` backdates a step when importing a past agreement, from the console only."""
-    if at is not None and actor is not SYSTEM:
+def _historical(actor: Principal, at: datetime | None) -> tuple[datetime, dict]:
+    """`at` backdates a step when importing a past agreement, from the console only. The
+    gate reads these times (signed, in force from), so the registry's clock decides: a
+    future `at` is refused even for the operator, and a past one is recorded as
+    backdated. Returns (when, event data)."""
+    now = utcnow()
+    if at is None:
+        return now, {}
+    if actor is not SYSTEM:
         raise Forbidden("only the console operator can record a past date", field="at")
-    return at or utcnow()
+    if at.tzinfo is None:
+        raise Invalid("at needs a timezone (UTC)", field="at")
+    if at > now:
+        raise Invalid(f"at {at.isoformat()} is in the future; the registry's clock says "
+                      f"{now.isoformat(timespec='seconds')}", field="at")
+    return at, {"backdated": True, "at": at.isoformat(),
+                "recorded_on": now.date().isoformat()}
 
 
 def transition_agreement(session: Session, actor: Principal, agreement_id: int, to: str,
                          version: int | None, reason: str | None = None, *,
                          at: datetime | None = None) -> DisclosureAgreement:
-    now = _historical(actor, at)
+    now, backdated = _historical(actor, at)
     agreement = get_agreement(session, actor, agreement_id)
     _check_move(effective_status(agreement, now), to)
     actor.require_member(agreement.lab_id)
@@ -415,7 +406,8 @@ def transition_agreement(session: Session, actor: Principal, agreement_id: int, 
         agreement.status, agreement.terminated_at = "terminated", now
         agreement.termination_reason = reason.strip()
     session.add(agreement)
-    _record(session, actor, agreement, to, **({"reason": reason} if reason else {}))
+    _record(session, actor, agreement, to, **({"reason": reason} if reason else {}),
+            **backdated)
     return agreement
 
 
@@ -440,7 +432,7 @@ def sign_agreement(session: Session, actor: Principal, agreement_id: int, lab_sl
     Coordinators cannot sign for a lab. The console operator (SYSTEM) may record a
     signature given on paper, e.g. when importing a historical agreement (with `at`).
     """
-    now = _historical(actor, at)
+    now, backdated = _historical(actor, at)
     agreement = get_agreement(session, actor, agreement_id)
     lab = get_lab(session, lab_slug)
     party = session.exec(select(AgreementParty).where(
@@ -462,7 +454,7 @@ def sign_agreement(session: Session, actor: Principal, agreement_id: int, lab_sl
     session.add(AgreementSignature(agreement_id=agreement.id, lab_id=lab.id,
                                    signer_id=actor.user_id, signer=actor.name, signed_at=now))
     session.flush()
-    _record(session, actor, agreement, "signed", lab=lab_slug)
+    _record(session, actor, agreement, "signed", lab=lab_slug, **backdated)
     unsigned = session.exec(
         select(AgreementParty.id).where(
             AgreementParty.agreement_id == agreement.id,
@@ -471,7 +463,7 @@ def sign_agreement(session: Session, actor: Principal, agreement_id: int, lab_sl
     if unsigned is None:
         agreement.status, agreement.activated_at = "active", now
         session.add(agreement)
-        _record(session, actor, agreement, "activated")
+        _record(session, actor, agreement, "activated", **backdated)
     return agreement
 
 
@@ -531,60 +523,3 @@ def instantiate_template(session: Session, actor: Principal, path_or_name: str |
         terms_private=bool(tpl.get("terms_private", False)), starts_at=starts_at,
         ends_at=ends_at, confidential_until=confidential_until)
     return create_agreement(session, actor, data, template=tpl["name"])
-
-
-# -- checkpoint access ----------------------------------------------------------------
-
-def partner_grant(lab_ids: list[int], *, checkpoint_id, model_id, lab_id, stage_id=None,
-                  now: datetime | None = None):
-    """EXISTS an agreement in force now, by the checkpoint's own lab, with one of `lab_ids`
-    as a party, whose scope covers the checkpoint, its model or its stage.
-
-    The checkpoint arguments are columns (a listing query) or plain values (one object).
-    """
-    if not lab_ids:
-        return false()
-    now = now or utcnow()
-    # A missing value must not become "IS NULL", which would match the other kinds of row.
-    covers = [column == value for column, value in (
-        (AgreementScope.model_id, model_id), (AgreementScope.checkpoint_id, checkpoint_id),
-        (AgreementScope.stage_id, stage_id)) if value is not None]
-    if not covers:
-        return false()
-    return exists(
-        sa_select(literal(1)).select_from(A)
-        .join(AgreementParty, AgreementParty.agreement_id == A.id)
-        .join(AgreementScope, AgreementScope.agreement_id == A.id)
-        .where(A.lab_id == lab_id, A.status == "active", A.starts_at <= now, A.ends_at > now,
-               AgreementParty.lab_id.in_(lab_ids), or_(*covers)))
-
-
-def checkpoint_visibility(principal: Principal, table, now: datetime | None = None):
-    """WHERE clause for a checkpoint listing: `select(Checkpoint).where(
-    checkpoint_visibility(principal, Checkpoint))`. `table` is a SQLModel class or a
-    Table with columns id, model_id, lab_id, access_level and optionally stage_id."""
-    cols = table.c if isinstance(table, Table) else table
-    if principal.is_coordinator:
-        return true()
-    clauses = [cols.access_level == "public"]
-    if principal.lab_ids:
-        clauses.append(cols.lab_id.in_(principal.lab_ids))
-        clauses.append(and_(cols.access_level == "partners", partner_grant(
-            principal.lab_ids, checkpoint_id=cols.id, model_id=cols.model_id,
-            lab_id=cols.lab_id, stage_id=getattr(cols, "stage_id", None), now=now)))
-    return or_(*clauses)
-
-
-def can_access(session: Session, principal: Principal, checkpoint) -> bool:
-    """May `principal` fetch this checkpoint? Unknown access levels are refused."""
-    level = checkpoint.access_level
-    if level == "public":
-        return True
-    if principal.sees_lab(checkpoint.lab_id):
-        return True
-    if level != "partners" or not principal.lab_ids:
-        return False
-    grant = partner_grant(principal.lab_ids, checkpoint_id=checkpoint.id,
-                          model_id=checkpoint.model_id, lab_id=checkpoint.lab_id,
-                          stage_id=getattr(checkpoint, "stage_id", None))
-    return bool(session.exec(sa_select(grant)).scalar())

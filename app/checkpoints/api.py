@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
 import litestar
 from litestar import Controller, Request, Response
+from litestar.params import Parameter
 from litestar.response import File, Stream
 from litestar.response.file import ASGIFileResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.auth.principal import Principal
 from app.checkpoints import service
-from app.checkpoints.schemas import AccessLevel, CheckpointCreate, CheckpointRead
+from app.checkpoints.schemas import AccessLevel, CheckpointCreate, CheckpointRead, StageAttach
 from app.checkpoints.upload_form import read_upload
 from app.db import session_scope
 from app.errors import Invalid, TooLarge, field_path, problem
-from app.http import PUBLIC, get, patch
+from app.http import PUBLIC, delete, get, patch, put
 from app.ids import Id
 from app.pagination import Page, PageRequest
 
@@ -45,7 +48,7 @@ def _check_allowed(principal: Principal, data: CheckpointCreate) -> None:
 def _upload(principal: Principal, data: CheckpointCreate, files: list) -> CheckpointRead:
     with session_scope() as session:
         ckpt = service.upload_checkpoint(session, principal, data, files)
-        return service.read_checkpoint(session, ckpt)
+        return service.read_checkpoint(session, ckpt, principal)
 
 
 class CheckpointController(Controller):
@@ -86,14 +89,39 @@ class CheckpointController(Controller):
                          model: str | None = None) -> Page[CheckpointRead]:
         with session_scope(write=False) as session:
             rows, cursor = service.list_checkpoints(session, principal, page, model=model)
-            return Page(items=[service.read_checkpoint(session, c) for c in rows],
+            return Page(items=[service.read_checkpoint(session, c, principal) for c in rows],
                         next_cursor=cursor)
+
+    @get("/stage/{plan_id:int}/{position:int}", opt=PUBLIC)
+    def stage_checkpoints(self, plan_id: Id, position: Annotated[int, Parameter(
+            ge=1, le=1000)], principal: Principal) -> list[CheckpointRead]:
+        """What a plan stage's checkpoint reference resolves to: the checkpoints attached
+        to the stage and the one its checkpoint_ref names, those you may see."""
+        with session_scope(write=False) as session:
+            return [service.read_checkpoint(session, c, principal) for c in
+                    service.stage_checkpoints(session, principal, plan_id, position)]
+
+    @put("/{checkpoint_id:int}/stage")
+    def attach_to_stage(self, checkpoint_id: Id, data: StageAttach,
+                        principal: Principal) -> CheckpointRead:
+        """Attach to a stage of a plan of the same model (lab member)."""
+        with session_scope() as session:
+            ckpt = service.attach_to_stage(session, principal, checkpoint_id, data.plan,
+                                           data.stage)
+            return service.read_checkpoint(session, ckpt, principal)
+
+    @delete("/{checkpoint_id:int}/stage", status_code=200)
+    def detach_from_stage(self, checkpoint_id: Id, principal: Principal) -> CheckpointRead:
+        """Detach from its stage (lab member)."""
+        with session_scope() as session:
+            ckpt = service.attach_to_stage(session, principal, checkpoint_id, None, None)
+            return service.read_checkpoint(session, ckpt, principal)
 
     @get("/{checkpoint_id:int}", opt=PUBLIC)
     def get_checkpoint(self, checkpoint_id: Id, principal: Principal) -> CheckpointRead:
         with session_scope(write=False) as session:
             return service.read_checkpoint(
-                session, service.get_checkpoint(session, principal, checkpoint_id))
+                session, service.get_checkpoint(session, principal, checkpoint_id), principal)
 
     @patch("/{checkpoint_id:int}")
     def change_access(self, checkpoint_id: Id, data: AccessChange,
@@ -101,7 +129,7 @@ class CheckpointController(Controller):
         with session_scope() as session:
             ckpt = service.set_access_level(session, principal, checkpoint_id,
                                             data.access_level)
-            return service.read_checkpoint(session, ckpt)
+            return service.read_checkpoint(session, ckpt, principal)
 
     @get("/{checkpoint_id:int}/files/{name:str}", opt=PUBLIC)
     def download_file(self, checkpoint_id: Id, name: str, principal: Principal,

@@ -39,11 +39,13 @@ class _Progress:
 @click.option("--name", required=True, help="checkpoint name, unique within the model")
 @click.option("--access-level", "--access", "access_level", type=ACCESS, default="internal",
               show_default=True, help="who may download it (API field access_level)")
+@click.option("--stage", "stage", metavar="PLAN:N", callback=lambda c, p, v: _stage_ref(v),
+              help="attach it to stage N of plan PLAN (a plan of the same model)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @as_json_option
 @remote
 def upload(client, directory: Path, model: str, name: str, access_level: str,
-           no_progress: bool, as_json: bool) -> None:
+           stage: tuple[int, int] | None, no_progress: bool, as_json: bool) -> None:
     """Upload every file in DIRECTORY (e.g. a Hugging Face snapshot); the registry checks
     it exactly as an API upload (safetensors only, never pickles or remote code)."""
     paths = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
@@ -56,8 +58,11 @@ def upload(client, directory: Path, model: str, name: str, access_level: str,
                                hidden=no_progress or as_json) as bar:
             files = [("files", (p.name, _Progress(f, bar), "application/octet-stream"))
                      for p, f in zip(paths, handles)]
-            body = client.request("POST", "/api/v1/checkpoints/", files=files, data={
-                "model": model, "name": name, "access_level": access_level}).json()
+            fields = {"model": model, "name": name, "access_level": access_level}
+            if stage:
+                fields.update(plan=str(stage[0]), stage=str(stage[1]))
+            body = client.request("POST", "/api/v1/checkpoints/", files=files,
+                                  data=fields).json()
     finally:
         for f in handles:
             f.close()
@@ -65,7 +70,49 @@ def upload(client, directory: Path, model: str, name: str, access_level: str,
         return emit(body, True)
     click.echo(f"checkpoint {body['id']} {model}@{name} ({body['access_level']}): "
                f"{body['parameter_count']:,} parameters, {len(paths)} files, "
-               f"manifest {body['manifest_digest'][:12]}")
+               f"manifest {body['manifest_digest'][:12]}{_stage_words(body)}")
+
+
+def _stage_ref(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    plan, _, position = value.partition(":")
+    if not (plan.isdigit() and position.isdigit()):
+        raise click.BadParameter(f"{value!r}: give PLAN:N, e.g. 2:3 for stage 3 of plan 2")
+    return int(plan), int(position)
+
+
+def _stage_words(body: dict) -> str:
+    stage = body.get("stage")
+    return f", stage {stage['stage']} ({stage['name']}) of plan {stage['plan']}" if stage else ""
+
+
+@checkpoint.command("attach")
+@click.argument("checkpoint_id", type=int)
+@click.argument("stage", metavar="PLAN:N")
+@as_json_option
+@remote
+def attach(client, checkpoint_id: int, stage: str, as_json: bool) -> None:
+    """Attach a checkpoint to stage N of plan PLAN: a stage-scoped agreement then grants
+    it to its partners, and the release gate reads it as the stage's checkpoint."""
+    plan, position = _stage_ref(stage)
+    body = client.request("PUT", f"/api/v1/checkpoints/{checkpoint_id}/stage",
+                          json={"plan": plan, "stage": position}).json()
+    if as_json:
+        return emit(body, True)
+    click.echo(f"checkpoint {body['id']} attached{_stage_words(body)}")
+
+
+@checkpoint.command("detach")
+@click.argument("checkpoint_id", type=int)
+@as_json_option
+@remote
+def detach(client, checkpoint_id: int, as_json: bool) -> None:
+    """Detach a checkpoint from its stage."""
+    body = client.request("DELETE", f"/api/v1/checkpoints/{checkpoint_id}/stage").json()
+    if as_json:
+        return emit(body, True)
+    click.echo(f"checkpoint {body['id']} is attached to no stage")
 
 
 @checkpoint.command("list")

@@ -19,7 +19,7 @@ from app.models.schemas import ModelCreate
 from app.models.service import create_model, find_model
 from app.plans.schemas import PlanCreate, StageIn
 from app.plans.service import file_plan
-from app.plans.tables import ReleasePlan
+from app.plans.tables import ReleasePlan, Stage
 from app.settings import get_settings
 
 # Invented on purpose: the hosted checkpoints are ours, trained on first run; they are
@@ -65,6 +65,15 @@ def _ensure_plan(session: Session, names: list[str]) -> None:
                                           policies=["capability-thresholds"], file=True))
 
 
+def _stage_of(session: Session, model_id: int, name: str) -> dict:
+    """{plan, stage} of the demo plan's stage whose checkpoint_ref is `name`, if any."""
+    row = session.exec(select(ReleasePlan.id, Stage.position)
+                       .join(Stage, Stage.plan_id == ReleasePlan.id)
+                       .where(ReleasePlan.model_id == model_id,
+                              Stage.checkpoint_ref == name)).first()
+    return {"plan": row[0], "stage": row[1]} if row else {}
+
+
 def load_demo_family(dirs: dict | None = None) -> Iterator[str]:
     """Idempotent: trains (or reuses) the family, uploads each size once through the normal
     path and queues its suites; the worker measures them. Yields progress lines."""
@@ -90,8 +99,10 @@ def load_demo_family(dirs: dict | None = None) -> Iterator[str]:
             handles = [(p.name, p.open("rb")) for p in paths]
             try:
                 # Public so that anyone browsing the demo can compare all four sizes.
+                # Each size is the artefact of its stage of the demo plan.
                 ckpt = upload_checkpoint(session, SYSTEM, CheckpointCreate(
-                    model=DEMO_MODEL, name=name, access_level="public"), handles)
+                    model=DEMO_MODEL, name=name, access_level="public",
+                    **_stage_of(session, model.id, name)), handles)
             finally:
                 for _, f in handles:
                     f.close()

@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import and_, or_, true
+from sqlalchemy import false, or_
 from sqlmodel import Session, select
 
+from app.access import checkpoint_audience, visible_checkpoints, visible_plans
 from app.auth.principal import Principal
 from app.checkpoints.blobstore import BlobStore
 from app.checkpoints.schemas import CheckpointCreate, CheckpointRead
@@ -17,9 +18,10 @@ from app.checkpoints.validate import reject, validate_checkpoint
 from app.errors import Conflict, Invalid, NotFound, TooLarge
 from app.events.service import record
 from app.labs.tables import Lab
-from app.models.service import find_model, model_visible
+from app.models.service import find_model
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
+from app.plans.tables import ReleasePlan, Stage
 from app.settings import Settings, get_settings
 from app.timeutil import digest
 
@@ -40,25 +42,9 @@ def blob_store(settings: Settings | None = None) -> BlobStore:
     return BlobStore((settings or get_settings()).blob_dir)
 
 
-def checkpoint_visibility(principal: Principal, table=Checkpoint):
-    """The WHERE clause for checkpoints a principal may see and download.
-
-    public: anyone who may see the model; internal: the lab and coordinators; partners:
-    the lab, coordinators and parties to an active disclosure agreement covering it
-    (that rule is the agreements domain's, used as is). `table` is Checkpoint or an alias.
-    """
-    from app.agreements.service import checkpoint_visibility as agreement_visibility
-
-    if principal.is_coordinator:
-        return true()
-    public = and_(table.access_level == "public", model_visible(principal, table.model_id))
-    return or_(public, and_(table.access_level != "public",
-                            agreement_visibility(principal, table)))
-
-
 def checkpoint_state(ckpt: Checkpoint) -> dict:
     return {"model_id": ckpt.model_id, "name": ckpt.name, "access_level": ckpt.access_level,
-            "manifest_digest": ckpt.manifest_digest}
+            "manifest_digest": ckpt.manifest_digest, "stage_id": ckpt.stage_id}
 
 
 def check_upload_allowed(session: Session, actor: Principal, data: CheckpointCreate) -> AIModel:
@@ -102,7 +88,10 @@ def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate
             path.unlink(missing_ok=True)
     # A blob committed for an upload whose row then fails to insert stays as an
     # unreferenced blob: harmless (content-addressed) and reusable by a retry.
+    stage = _stage_for(session, actor, model.id, data.plan, data.stage) \
+        if data.plan is not None or data.stage is not None else None
     ckpt = Checkpoint(model_id=model.id, lab_id=model.lab_id, name=data.name,
+                      stage_id=stage.id if stage else None,
                       access_level=data.access_level, manifest=manifest,
                       manifest_digest=digest(manifest), total_bytes=total,
                       parameter_count=info.parameter_count, architecture=info.architecture,
@@ -110,7 +99,7 @@ def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate
     session.add(ckpt)
     session.flush()
     record(session, actor, "checkpoint", ckpt.id, "uploaded", checkpoint_state(ckpt),
-           lab_id=ckpt.lab_id, visibility=event_visibility(session, ckpt))
+           lab_id=ckpt.lab_id, visibility=checkpoint_audience(session, ckpt))
     if enqueue:
         from app.evals.service import enqueue_for_checkpoint
 
@@ -118,17 +107,9 @@ def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate
     return ckpt
 
 
-def event_visibility(session: Session, ckpt: Checkpoint) -> str:
-    """The audience an event about this checkpoint (or one of its runs) is written for:
-    public only for a public checkpoint of a public model. Read time also checks the
-    checkpoint's current visibility (events.service.visible_events)."""
-    model = session.get(AIModel, ckpt.model_id)
-    return "public" if ckpt.access_level == "public" and model.public else "lab"
-
-
 def get_checkpoint(session: Session, principal: Principal, checkpoint_id: int) -> Checkpoint:
     query = select(Checkpoint).where(Checkpoint.id == checkpoint_id,
-                                     checkpoint_visibility(principal))
+                                     visible_checkpoints(principal))
     ckpt = session.exec(query).first()
     if ckpt is None:
         raise NotFound(f"no checkpoint {checkpoint_id}", field="checkpoint_id")
@@ -137,7 +118,7 @@ def get_checkpoint(session: Session, principal: Principal, checkpoint_id: int) -
 
 def list_checkpoints(session: Session, principal: Principal, page: PageRequest, *,
                      model: str | None = None):
-    query = select(Checkpoint).where(checkpoint_visibility(principal))
+    query = select(Checkpoint).where(visible_checkpoints(principal))
     if model:
         query = query.where(Checkpoint.model_id == find_model(session, principal, model).id)
     return paginate(session, query, Checkpoint.id, page)
@@ -156,7 +137,7 @@ def set_access_level(session: Session, actor: Principal, checkpoint_id: int,
     ckpt.access_level = access_level
     session.add(ckpt)
     record(session, actor, "checkpoint", ckpt.id, "access_changed", checkpoint_state(ckpt),
-           lab_id=ckpt.lab_id, visibility=event_visibility(session, ckpt))
+           lab_id=ckpt.lab_id, visibility=checkpoint_audience(session, ckpt))
     return ckpt
 
 
@@ -175,9 +156,67 @@ def materialise(ckpt: Checkpoint, dest: Path, settings: Settings | None = None) 
     return blob_store(settings).materialise(files, dest)
 
 
-def read_checkpoint(session: Session, ckpt: Checkpoint) -> CheckpointRead:
+def read_checkpoint(session: Session, ckpt: Checkpoint,
+                    principal: Principal | None = None) -> CheckpointRead:
+    """`principal`: the reader; the stage is named only where they may see its plan."""
     model = session.get(AIModel, ckpt.model_id)
     lab = session.get(Lab, ckpt.lab_id)
     data = ckpt.model_dump()
-    data.update(model=f"{lab.slug}/{model.slug}", lab=lab.slug)
+    data.update(model=f"{lab.slug}/{model.slug}", lab=lab.slug, stage=None)
+    if ckpt.stage_id is not None and principal is not None:
+        row = session.exec(select(Stage.plan_id, Stage.position, Stage.name)
+                           .join(ReleasePlan, ReleasePlan.id == Stage.plan_id)
+                           .where(Stage.id == ckpt.stage_id, visible_plans(principal))).first()
+        if row is not None:
+            data["stage"] = {"plan": row[0], "stage": row[1], "name": row[2]}
     return CheckpointRead.model_validate(data)
+
+
+def _stage_for(session: Session, actor: Principal, model_id: int, plan_id: int | None,
+               position: int | None) -> Stage:
+    """The stage `plan_id`/`position` names: a stage of a plan of the same model that the
+    actor may see; anything else is the same 422, so nothing is revealed."""
+    if plan_id is None or position is None:
+        field = "stage" if position is None else "plan"
+        raise Invalid("give both plan and stage (its position), or neither", field=field)
+    stage = session.exec(select(Stage).join(ReleasePlan, ReleasePlan.id == Stage.plan_id)
+                         .where(ReleasePlan.id == plan_id, Stage.position == position,
+                                ReleasePlan.model_id == model_id,
+                                visible_plans(actor))).first()
+    if stage is None:
+        raise Invalid(f"plan {plan_id} has no stage {position} for this checkpoint's model",
+                      field="stage")
+    return stage
+
+
+def attach_to_stage(session: Session, actor: Principal, checkpoint_id: int,
+                    plan_id: int | None, position: int | None) -> Checkpoint:
+    """Attach a checkpoint to a stage of its model's plan (None, None: detach). Any
+    member of the lab may, as with the access level."""
+    ckpt = get_checkpoint(session, actor, checkpoint_id)
+    actor.require_member(ckpt.lab_id)
+    stage = None if plan_id is None and position is None else \
+        _stage_for(session, actor, ckpt.model_id, plan_id, position)
+    ckpt.stage_id = stage.id if stage else None
+    session.add(ckpt)
+    record(session, actor, "checkpoint", ckpt.id, "attached" if stage else "detached",
+           checkpoint_state(ckpt), lab_id=ckpt.lab_id,
+           visibility=checkpoint_audience(session, ckpt),
+           data={"plan": plan_id, "stage": position} if stage else {})
+    return ckpt
+
+
+def stage_checkpoints(session: Session, principal: Principal, plan_id: int,
+                      position: int) -> list[Checkpoint]:
+    """What a stage's checkpoint reference resolves to: the checkpoints attached to the
+    stage and the one its checkpoint_ref names (same model), those the reader may see."""
+    stage = session.exec(select(Stage).join(ReleasePlan, ReleasePlan.id == Stage.plan_id)
+                         .where(ReleasePlan.id == plan_id, Stage.position == position,
+                                visible_plans(principal))).first()
+    if stage is None:
+        raise NotFound(f"plan {plan_id} has no stage {position}", field="stage")
+    plan = session.get(ReleasePlan, plan_id)
+    named = Checkpoint.name == stage.checkpoint_ref if stage.checkpoint_ref else false()
+    return list(session.exec(select(Checkpoint).where(
+        Checkpoint.model_id == plan.model_id, or_(Checkpoint.stage_id == stage.id, named),
+        visible_checkpoints(principal)).order_by(Checkpoint.id)))

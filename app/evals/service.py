@@ -5,27 +5,26 @@ from __future__ import annotations
 import subprocess
 from functools import lru_cache
 
-from sqlalchemy import or_, true
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from app.auth.principal import SYSTEM, Principal
-from app.checkpoints.service import (
-    checkpoint_visibility,
-    event_visibility,
-    get_checkpoint,
+from app.access import (
+    checkpoint_audience,
+    visible_checkpoints,
+    visible_results,
+    visible_runs,
 )
+from app.auth.principal import SYSTEM, Principal
+from app.checkpoints.service import get_checkpoint
 from app.checkpoints.tables import Checkpoint
 from app.db import ROOT
 from app.errors import Conflict, InvalidTransition, NotFound
 from app.evals.schemas import ResultRead, RunRead
-from app.evals.tables import EvalResult, EvalRun
+from app.evals.tables import EvalResult, EvalResultCheckpoint, EvalRun
 from app.events.service import record
-from app.models.service import find_model, get_model, model_visible
+from app.models.service import find_model, get_model
 from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
-from app.rowexists import row_exists
 from app.timeutil import digest, utcnow
 
 TRANSFER_SUITE = "detectability_transfer"
@@ -107,24 +106,6 @@ def required_suites(session: Session, model: AIModel) -> list[str]:
     return suites_for_model(session, model.id) or sorted(suites())
 
 
-def checkpoint_visible(principal: Principal, checkpoint_id):
-    """WHERE clause for a row whose checkpoint is `checkpoint_id` (an outer column): that
-    checkpoint passes checkpoint_visibility. A correlated EXISTS on the primary key, so a
-    page or a card checks its own rows, never materialises every visible checkpoint."""
-    if principal.is_coordinator:
-        return true()
-    return row_exists(_PARENT, _PARENT.id == checkpoint_id,
-                      checkpoint_visibility(principal, _PARENT))
-
-
-_PARENT = aliased(Checkpoint, name="parent_checkpoint")  # once: see models.service
-
-
-def visible_runs(principal: Principal):
-    """A run is as visible as its checkpoint (which follows its model)."""
-    return checkpoint_visible(principal, EvalRun.checkpoint_id)
-
-
 def run_state(run: EvalRun) -> dict:
     return {"checkpoint_id": run.checkpoint_id, "suite": f"{run.suite_id}@{run.suite_version}",
             "seed": run.seed, "status": run.status, "attempts": run.attempts,
@@ -145,7 +126,7 @@ def enqueue_run(session: Session, actor: Principal, ckpt: Checkpoint, suite_id: 
     except IntegrityError:
         return None
     record(session, actor, "eval_run", run.id, "queued", run_state(run), lab_id=ckpt.lab_id,
-           visibility=event_visibility(session, ckpt))
+           visibility=checkpoint_audience(session, ckpt))
     return run
 
 
@@ -214,7 +195,7 @@ def cancel_run(session: Session, principal: Principal, run_id: int) -> EvalRun:
     run.status, run.finished_at = "cancelled", utcnow()
     session.add(run)
     record(session, principal, "eval_run", run.id, "cancelled", run_state(run),
-           lab_id=ckpt.lab_id, visibility=event_visibility(session, ckpt))
+           lab_id=ckpt.lab_id, visibility=checkpoint_audience(session, ckpt))
     return run
 
 
@@ -251,11 +232,18 @@ def measured_key(manifest_digest: str, suite_id: str, suite_version: int,
                       dataset_digest, seed, config_digest)
 
 
-def store_result(session: Session, result: EvalResult) -> EvalResult:
-    """Insert once per result_key; a second writer gets the row the first one stored."""
+def store_result(session: Session, result: EvalResult,
+                 named: list[int] | None = None) -> EvalResult:
+    """Insert once per result_key; a second writer gets the row the first one stored.
+    `named`: every other checkpoint the numbers are about (a transfer matrix's family);
+    the result is then visible only where all of them are (app.access.visible_results)."""
     try:
         with session.begin_nested():
             session.add(result)
+            session.flush()
+            ids = {result.checkpoint_id, *(named or ())} - {None}
+            session.add_all(EvalResultCheckpoint(result_id=result.id, checkpoint_id=c)
+                            for c in sorted(ids))
             session.flush()
         return result
     except IntegrityError:
@@ -265,13 +253,6 @@ def store_result(session: Session, result: EvalResult) -> EvalResult:
         if existing is None:
             raise
         return existing
-
-
-def visible_results(principal: Principal):
-    # A result is as visible as its checkpoint; model-level reported results as the model.
-    return or_(checkpoint_visible(principal, EvalResult.checkpoint_id),
-               (EvalResult.checkpoint_id.is_(None)
-                & model_visible(principal, EvalResult.model_id)))
 
 
 def list_results(session: Session, principal: Principal, page: PageRequest, *,
@@ -304,7 +285,7 @@ def model_results(session: Session, principal: Principal, model_id: int):
     """(model, visible checkpoints, visible results, latest runs) for the model card."""
     model = get_model(session, principal, model_id)
     ckpts = list(session.exec(select(Checkpoint).where(
-        Checkpoint.model_id == model.id, checkpoint_visibility(principal))
+        Checkpoint.model_id == model.id, visible_checkpoints(principal))
         .order_by(Checkpoint.id)))
     results = list(session.exec(select(EvalResult).where(
         EvalResult.model_id == model.id, visible_results(principal))

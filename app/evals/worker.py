@@ -14,8 +14,9 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, update
 from sqlmodel import select
 
+from app.access import checkpoint_audience
 from app.auth.principal import SYSTEM
-from app.checkpoints.service import event_visibility, materialise
+from app.checkpoints.service import materialise
 from app.checkpoints.tables import Checkpoint
 from app.db import engine_for, session_scope
 from app.evals import service
@@ -95,7 +96,7 @@ def claim(session, worker_id: str, lease_s: float = LEASE_S) -> tuple[int, int] 
 def _record(session, run: EvalRun, action: str | None = None) -> None:
     ckpt = session.get(Checkpoint, run.checkpoint_id)
     record(session, SYSTEM, "eval_run", run.id, action or run.status, service.run_state(run),
-           lab_id=ckpt.lab_id, visibility=event_visibility(session, ckpt))
+           lab_id=ckpt.lab_id, visibility=checkpoint_audience(session, ckpt))
 
 
 def _mine(run_id: int, worker_id: str, attempt: int):
@@ -183,8 +184,9 @@ def execute(settings: Settings, engine, run_id: int, attempt: int, worker_id: st
         shutil.rmtree(workdir, ignore_errors=True)
     with session_scope(engine) as s:
         run = s.get(EvalRun, run_id)
-        result = (service.store_result(s, measured_result(run, ckpt, res, family_digest))
-                  if res is not None else None)
+        named = [c.id for c in family] if family else None
+        result = (service.store_result(s, measured_result(run, ckpt, res, family_digest),
+                                       named) if res is not None else None)
         status = "succeeded" if result is not None else "failed"
         done = s.execute(update(EvalRun).where(_mine(run_id, worker_id, attempt))
                          .values(status=status, progress=1.0 if result else run.progress,
@@ -353,23 +355,3 @@ def limit_torch_threads() -> None:
     global _INPROCESS_THREADS
     _INPROCESS_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
-
-def start_inprocess_worker(settings: Settings):
-    """The embedded worker; returns stop(). By default a child process at lower priority
-    (app/evals/embedded.py); with STAGEGATE_WORKER_YIELD=0 a thread of this process at
-    full speed (one process, every core; public reads slow down while it runs)."""
-    if settings.worker_yield:
-        from app.evals import embedded
-
-        return embedded.start(settings)
-    stop_event = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(settings,),
-                              kwargs={"stop_event": stop_event}, daemon=True,
-                              name="stagegate-worker")
-    thread.start()
-
-    def stop(timeout: float = 5.0) -> None:
-        stop_event.set()
-        thread.join(timeout)
-
-    return stop

@@ -32,10 +32,11 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
+from app.access import visible_incidents, visible_models
 from app.auth.principal import Principal
 from app.errors import BadQuery, Invalid
 from app.ids import MAX_ID
-from app.incidents.service import build_reads, visible_incidents
+from app.incidents.service import build_reads
 from app.incidents.tables import (
     Incident,
     IncidentHarm,
@@ -44,7 +45,6 @@ from app.incidents.tables import (
     IncidentReportLink,
 )
 from app.labs.tables import Lab
-from app.models.service import visible_models
 from app.models.tables import AIModel
 
 # --- index DDL (run by migration 0003_incidents) -------------------------------------
@@ -502,7 +502,7 @@ _PAGE_COLUMNS = [Incident.id, Incident.title, Incident.summary, Incident.occurre
                  Incident.stage_ids, Incident.checkpoint_ids, Incident.status,
                  Incident.duplicate_of, Incident.embargo_until, Incident.version,
                  Incident.created_at, Incident.updated_at, Incident.reporter_id,
-                 Incident.reporter_contact]
+                 Incident.reporter_contact, Incident.acknowledged_at]
 
 
 def _page_subqueries(principal: Principal, sqlite: bool) -> tuple:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, true
-from sqlalchemy.orm import aliased, load_only
+from sqlalchemy import func
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, select
 
+from app.access import visible_models
 from app.auth.principal import Principal
 from app.errors import Conflict, NotFound
 from app.events.service import record
@@ -16,35 +17,11 @@ from app.markdown import stored_html
 from app.models.schemas import CardFields, CardInput, ModelCreate, ModelRead, ModelSummary
 from app.models.tables import CARD_SECTIONS, AIModel
 from app.pagination import PageRequest, paginate
-from app.rowexists import row_exists
 from app.versioning import claim_version
 
 CARD_KEYS = tuple(CardFields.model_fields)
 # The columns a ModelSummary is made of (its "lab" is the lab's slug, read by lab_id).
 SUMMARY_COLUMNS = tuple(f for f in ModelSummary.model_fields if f != "lab") + ("lab_id",)
-
-
-def visible_models(principal: Principal, table=AIModel):
-    if principal.is_coordinator:
-        return true()
-    clauses = [table.public.is_(True)]
-    if principal.lab_ids:
-        clauses.append(table.lab_id.in_(principal.lab_ids))
-    return or_(*clauses)
-
-
-def model_visible(principal: Principal, model_id):
-    """WHERE clause for a row whose model is `model_id` (a column of the outer query):
-    that model passes visible_models. A correlated EXISTS on the primary key, so a page
-    of children checks its own rows' models, never the set of every visible model."""
-    if principal.is_coordinator:
-        return true()
-    return row_exists(_PARENT, _PARENT.id == model_id, visible_models(principal, _PARENT))
-
-
-# Made once: aliasing a wide table costs a few ms per request. Reusing it is safe as
-# row_exists never correlates its own table, so nested or sibling uses stay apart.
-_PARENT = aliased(AIModel, name="parent_model")
 
 
 def model_state(model: AIModel) -> dict:

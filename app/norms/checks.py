@@ -297,62 +297,80 @@ class PartnerAgreement(Params):
     min_days: int = Field(default=0, ge=0, le=3650)
     kinds: list[Literal["research_access", "pre_release_evaluation", "coordinated_disclosure",
                         "data_sharing"]] | None = None
+    # What a stage with nothing hosted here gets: nobody can tell whether partners could
+    # download it, so never a pass; `pending` where uploading later is expected.
+    unhosted: Literal["fail", "pending"] = "fail"
 
 
 def _covers(a, stage: StageFacts) -> bool:
     return (a.covers_model or (stage.id is not None and stage.id in a.stage_ids)
             or stage.position in a.stage_positions
+            or any(c in a.checkpoint_ids for c in stage.checkpoint_ids)
             or (stage.checkpoint_id is not None and stage.checkpoint_id in a.checkpoint_ids))
+
+
+def _partner_days(a, stage: StageFacts, at: datetime, n: int) -> tuple[int, datetime] | None:
+    """Days the n-th longest-standing partner could download the stage's checkpoints by
+    `at`, and since when; None when fewer than n partners could at `at`."""
+    since = sorted(a.partners_with_access(stage.position, at).values())
+    if len(since) < n:
+        return None
+    start = since[n - 1]
+    return (day(at) - day(start)).days, start
 
 
 @check("partner_agreement", PartnerAgreement)
 def partner_agreement(plan, stage, p: PartnerAgreement, when) -> Outcome:
-    """An agreement covering the stage, signed by N partner labs, in force N days before release."""
+    """N partner labs could download the stage's checkpoints under an agreement, N days before release."""
     at = start_of(stage.actual_date) if stage.released else when
     rows = [a for a in plan.agreements if _covers(a, stage)
             and (p.kinds is None or a.kind in p.kinds)]
     threshold = f"{p.min_partners} partners, {p.min_days} days before release"
+    refs = [ref("agreement", a.id) for a in rows]
+    if not stage.hosted:
+        return Outcome(p.unhosted, f"no checkpoint of stage {stage.position} ({stage.name}) "
+                       "is hosted here, so the registry cannot tell whether partners could "
+                       "download it", threshold=threshold, evidence=refs,
+                       fix=f"upload the stage's checkpoint and attach it to stage "
+                           f"{stage.position}")
     if not rows:
         return Outcome("fail", f"no agreement covers stage {stage.position} ({stage.name})",
                        threshold=threshold, fix=f"propose an agreement covering stage "
                        f"{stage.position} to at least {p.min_partners} partner labs")
     best, why = None, ""
     for a in rows:
-        start = a.in_force_from()
-        if len(a.partners) < p.min_partners:
-            why = why or f"agreement {a.id} has {len(a.partners)} signed partners"
+        found = _partner_days(a, stage, at, p.min_partners)
+        if found is None:
+            n = len(a.partners_with_access(stage.position, at))
+            why = why or (f"agreement {a.id} lets {n} partner(s) download stage "
+                          f"{stage.position}'s checkpoints on {day(at)}")
             continue
-        if start is None:
-            why = why or f"agreement {a.id} is {a.status}, not in force"
-            continue
-        if not a.in_force_at(at):
-            why = why or f"agreement {a.id} is not in force on {day(at)}"
-            continue
-        days = (day(at) - day(start)).days
-        if best is None or days > best[1]:
-            best = (a, days)
+        if best is None or found[0] > best[1]:
+            best = (a, found[0], found[1])
     if best is None:
-        return Outcome("fail", why, threshold=threshold,
-                       evidence=[ref("agreement", a.id) for a in rows],
-                       fix="get the agreement signed and in force before the release")
-    a, days = best
-    base = dict(evidence=[ref("agreement", a.id, partners=a.partners)], measured=days,
+        return Outcome("fail", why, threshold=threshold, evidence=refs,
+                       fix="get the agreement signed and in force, covering the stage's "
+                           "checkpoint at partners access, before the release")
+    a, days, since = best
+    partners = sorted(a.partners_with_access(stage.position, at))
+    base = dict(evidence=[ref("agreement", a.id, partners=partners)], measured=days,
                 threshold=threshold)
     if days >= p.min_days:
-        return Outcome("pass", f"agreement {a.id} with {len(a.partners)} partners in force "
-                       f"for {days} days", **base)
-    ready = day(a.in_force_from()) + timedelta(days=p.min_days)
+        return Outcome("pass", f"agreement {a.id}: {len(partners)} partners could download "
+                       f"stage {stage.position}'s checkpoints for {days} days", **base)
+    ready = day(since) + timedelta(days=p.min_days)
     if not stage.released and stage.planned_date and stage.planned_date < ready:
         return Outcome("fail", f"stage {stage.position} is planned for {stage.planned_date}, "
-                       f"before agreement {a.id} has been in force {p.min_days} days "
-                       f"({ready})", fix=f"move the stage to {ready} or later", **base)
-    if not stage.released and a.in_force_at(start_of(ready)):
-        return Outcome("pending", f"agreement {a.id} has been in force {days} days; "
-                       f"{p.min_days} are needed", due=ready, fix=f"release on or after {ready}",
+                       f"before partners under agreement {a.id} have had access "
+                       f"{p.min_days} days ({ready})", fix=f"move the stage to {ready} or later",
                        **base)
-    return Outcome("fail", f"agreement {a.id} was in force {days} days before release; "
-                   f"{p.min_days} are needed", fix="give partners more time before release",
-                   **base)
+    if not stage.released and _partner_days(a, stage, start_of(ready), p.min_partners):
+        return Outcome("pending", f"partners under agreement {a.id} have had access {days} "
+                       f"days; {p.min_days} are needed", due=ready,
+                       fix=f"release on or after {ready}", **base)
+    return Outcome("fail", f"partners under agreement {a.id} had access {days} days before "
+                   f"release; {p.min_days} are needed", fix="give partners more time before "
+                   "release", **base)
 
 
 # -- incidents, cards, stage text -------------------------------------------------------
@@ -363,17 +381,23 @@ class Incidents(Params):
 
 @check("no_open_incidents", Incidents)
 def no_open_incidents(plan, stage, p: Incidents, when) -> Outcome:
-    """No unresolved incident on the model at or above a severity."""
+    """No confirmed or acknowledged unresolved incident on the model at or above a severity."""
     floor = SEVERITY_ORDER[p.min_severity]
-    rows = [i for i in plan.incidents if i.status in OPEN_INCIDENT_STATUSES
-            and SEVERITY_ORDER.get(i.severity, 0) >= floor]
+    open_ = [i for i in plan.incidents if i.status in OPEN_INCIDENT_STATUSES
+             and SEVERITY_ORDER.get(i.severity, 0) >= floor]
+    rows = [i for i in open_ if i.counts]
+    # Anyone can file a claim: until a coordinator confirms it or the lab acknowledges it,
+    # it is shown but decides nothing.
+    review = [ref("incident", i.id, severity=i.severity, under_review=True)
+              for i in open_ if not i.counts]
+    note = f"; {len(review)} under review (not counted)" if review else ""
     if not rows:
-        return Outcome("pass", f"no unresolved incident at {p.min_severity} or above",
-                       measured=0, threshold=0)
-    # Evidence holds only incidents the reader may see (app.norms.evidence), so each is named.
+        return Outcome("pass", f"no confirmed or acknowledged unresolved incident at "
+                       f"{p.min_severity} or above{note}", evidence=review, measured=0,
+                       threshold=0)
     shown = [ref("incident", i.id, severity=i.severity) for i in rows]
     return Outcome("fail", f"{len(rows)} unresolved incident(s) at {p.min_severity} or "
-                   f"above", evidence=shown, measured=len(rows), threshold=0,
+                   f"above{note}", evidence=shown + review, measured=len(rows), threshold=0,
                    fix="resolve or reject the incidents before releasing")
 
 

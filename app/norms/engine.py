@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
@@ -69,8 +70,40 @@ def judge_stage(facts: PlanFacts, policies: list[Policy], stage: StageFacts) -> 
                               rule.check, rule.action, got.verdict, rule.message, got.detail,
                               got.evidence, got.measured, got.threshold, got.fix, got.due)
             _apply_exemption(facts, verdict)
+            if facts.hidden:
+                for_reader(verdict, facts.hidden)
             out.append(verdict)
     return out
+
+
+CONFIDENTIAL = {"agreement": "a confidential agreement", "incident": "an incident you may not "
+                "see", "result": "a result you may not see", "run": "a run you may not see"}
+
+
+def for_reader(verdict: Verdict, hidden: dict[str, set]) -> None:
+    """The verdict stays what all the evidence says; what the reader may not see is
+    counted ("1 confidential agreement"), never named: its id, link, partners, numbers
+    and the words that name it are taken out."""
+    kept, counts = [], {}
+    for item in verdict.evidence:
+        if item.get("id") in hidden.get(item.get("kind"), ()):
+            counts[item["kind"]] = counts.get(item["kind"], 0) + 1
+        else:
+            kept.append(item)
+    if not counts:
+        return
+    verdict.evidence = kept + [{"kind": kind, "id": None, "href": None, "confidential": n}
+                               for kind, n in sorted(counts.items())]
+    for kind in counts:
+        for id_ in hidden[kind]:
+            words = re.compile(rf"\b{kind} {re.escape(str(id_))}\b")
+            verdict.detail = words.sub(CONFIDENTIAL[kind], verdict.detail)
+            if verdict.fix:
+                verdict.fix = words.sub(CONFIDENTIAL[kind], verdict.fix)
+    if "result" in counts:
+        # The number itself is the hidden evidence: the reader gets the verdict only.
+        verdict.measured = None
+        verdict.detail = f"judged on {CONFIDENTIAL['result']}"
 
 
 def _apply_exemption(facts: PlanFacts, verdict: Verdict) -> None:

@@ -15,6 +15,14 @@ from app.agreements.tables import (
     AgreementSignature,
     DisclosureAgreement,
 )
+from app.access import (
+    counts_against_release,
+    grants_for,
+    visible_agreements,
+    visible_incidents,
+    visible_results,
+    visible_runs,
+)
 from app.auth.principal import SYSTEM, Principal
 from app.checkpoints.tables import Checkpoint
 from app.errors import Invalid
@@ -25,6 +33,7 @@ from app.models.tables import CARD_SECTIONS, AIModel
 from app.norms.facts import (
     AgreementFacts,
     ExemptionFacts,
+    GrantFacts,
     IncidentFacts,
     PlanFacts,
     ResultFacts,
@@ -68,22 +77,15 @@ def _aware(at: datetime | None) -> datetime | None:
 def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
                principal: Principal = SYSTEM, as_of: datetime | None = None,
                stages: list[Stage] | None = None) -> PlanFacts:
-    """The evidence `principal` may see, and nothing else: a verdict shown to a reader is
-    judged on what that reader can see (an embargoed incident, a partners-only result or
-    a confidential agreement must not show through a verdict, a count or a date). The
-    gate judges with SYSTEM, on everything."""
-    from app.agreements.service import visible_agreements
-    from app.checkpoints.service import checkpoint_visibility
-    from app.evals.service import visible_results, visible_runs
-
+    """All the evidence, whoever reads: a verdict must never be false for a reader because
+    some evidence is hidden from them. What `principal` may not see is listed in
+    `facts.hidden`, and the verdicts shown to them carry it as counts, never names
+    (app.norms.engine.for_reader)."""
     checks, suites = _needs(policies)
     if stages is None:
         stages = list(session.exec(select(Stage).where(Stage.plan_id == plan.id)
                                    .order_by(Stage.position)))
-    refs = {s.checkpoint_ref for s in stages if s.checkpoint_ref}
-    ckpts = dict(session.exec(select(Checkpoint.name, Checkpoint.id).where(
-        Checkpoint.model_id == plan.model_id, Checkpoint.name.in_(refs),
-        checkpoint_visibility(principal))).all()) if refs else {}
+    hosted = _hosted(session, plan, stages)
     facts = PlanFacts(
         plan_id=plan.id, model=plan.model_id, title=plan.title, policies=list(plan.policies),
         as_of=as_of or utcnow(), suite_versions=suite_versions(),
@@ -92,23 +94,23 @@ def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
             parameter_count=s.parameter_count, checkpoint_ref=s.checkpoint_ref,
             planned_date=s.planned_date, actual_date=s.actual_date, artifacts=list(s.artifacts),
             rationale=s.rationale, risk_assessment=s.risk_assessment, status=s.status, id=s.id,
-            checkpoint_id=ckpts.get(s.checkpoint_ref)) for s in stages])
+            checkpoint_id=hosted[s.id][0] if hosted[s.id] else None,
+            checkpoint_ids=hosted[s.id], hosted=bool(hosted[s.id])) for s in stages])
     if suites:
         rows = session.exec(select(
             EvalResult.id, EvalResult.suite_id, EvalResult.suite_version, EvalResult.source,
             EvalResult.created_at, EvalResult.metrics, EvalResult.checkpoint_id).where(
-            EvalResult.model_id == plan.model_id, EvalResult.suite_id.in_(suites),
-            visible_results(principal)))
+            EvalResult.model_id == plan.model_id, EvalResult.suite_id.in_(suites)))
         facts.results = [ResultFacts(i, s, v, src, _aware(at), m or {}, c)
                          for i, s, v, src, at, m, c in rows]
         facts.runs = [RunFacts(i, s, c) for i, s, c in session.exec(select(
             EvalRun.id, EvalRun.suite_id, EvalRun.checkpoint_id).where(
             EvalRun.model_id == plan.model_id, EvalRun.status.in_(ACTIVE),
-            EvalRun.suite_id.in_(suites), visible_runs(principal)))]
+            EvalRun.suite_id.in_(suites)))]
     if "partner_agreement" in checks:
-        facts.agreements = _agreements(session, plan, facts, visible_agreements(principal))
+        facts.agreements = _agreements(session, plan, facts)
     if "no_open_incidents" in checks:
-        facts.incidents = _incidents(session, plan, principal)
+        facts.incidents = _incidents(session, plan)
     if "model_card_complete" in checks:
         model = session.get(AIModel, plan.model_id)
         facts.card = {k: getattr(model, k) or "" for k in CARD_SECTIONS}
@@ -117,48 +119,89 @@ def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
                        _aware(e.expires_at), e.granted_by)
         for e in session.exec(select(PolicyExemption).where(
             PolicyExemption.plan_id == plan.id, PolicyExemption.revoked_at.is_(None)))]
+    if not principal.is_coordinator:
+        facts.hidden = _hidden(session, principal, facts)
     return facts
 
 
-def _agreements(session: Session, plan: ReleasePlan, facts: PlanFacts,
-                visible) -> list[AgreementFacts]:
+def _hosted(session: Session, plan: ReleasePlan, stages: list[Stage]) -> dict[int, list[int]]:
+    """Stage id -> its hosted checkpoints: the one checkpoint_ref names (same model) first,
+    then those attached to the stage."""
+    refs = {s.checkpoint_ref for s in stages if s.checkpoint_ref}
+    by_name = dict(session.exec(select(Checkpoint.name, Checkpoint.id).where(
+        Checkpoint.model_id == plan.model_id, Checkpoint.name.in_(refs))).all()) if refs else {}
+    attached: dict[int, list[int]] = {}
+    ids = [s.id for s in stages]
+    for ckpt_id, stage_id in session.exec(select(Checkpoint.id, Checkpoint.stage_id).where(
+            Checkpoint.stage_id.in_(ids)).order_by(Checkpoint.id)) if ids else ():
+        attached.setdefault(stage_id, []).append(ckpt_id)
+    out = {}
+    for s in stages:
+        named = [by_name[s.checkpoint_ref]] if s.checkpoint_ref in by_name else []
+        out[s.id] = named + [c for c in attached.get(s.id, []) if c not in named]
+    return out
+
+
+def _hidden(session: Session, principal: Principal, facts: PlanFacts) -> dict[str, set]:
+    """Ids of the evidence `principal` may not see, by kind, through app.access."""
+    kinds = (("agreement", DisclosureAgreement, visible_agreements(principal),
+              [a.id for a in facts.agreements]),
+             ("incident", Incident, visible_incidents(principal),
+              [i.id for i in facts.incidents]),
+             ("result", EvalResult, visible_results(principal), [r.id for r in facts.results]),
+             ("run", EvalRun, visible_runs(principal), [r.id for r in facts.runs]))
+    out = {}
+    for kind, table, visible, ids in kinds:
+        if ids:
+            seen = set(session.exec(select(table.id).where(table.id.in_(ids), visible)).all())
+            if hidden := set(ids) - seen:
+                out[kind] = hidden
+    return out
+
+
+def _agreements(session: Session, plan: ReleasePlan, facts: PlanFacts) -> list[AgreementFacts]:
     stage_ids = [s.id for s in facts.stages]
-    ckpt_ids = [s.checkpoint_id for s in facts.stages if s.checkpoint_id]
+    ckpt_ids = sorted({c for s in facts.stages for c in s.checkpoint_ids})
     clauses = [AgreementScope.model_id == plan.model_id, AgreementScope.stage_id.in_(stage_ids)]
     if ckpt_ids:
         clauses.append(AgreementScope.checkpoint_id.in_(ckpt_ids))
-    scopes = session.exec(select(AgreementScope).join(
-        DisclosureAgreement, DisclosureAgreement.id == AgreementScope.agreement_id)
-        .where(or_(*clauses), visible)).all()
-    if not scopes:
+    scopes = session.exec(select(AgreementScope).where(or_(*clauses))).all()
+    # What partners could really download, and when: the download route's own rule.
+    grants = grants_for(session, ckpt_ids)
+    if not scopes and not grants:
         return []
-    ids = {s.agreement_id for s in scopes}
+    ids = {s.agreement_id for s in scopes} | {g.agreement_id for g in grants}
     signed: dict[int, list[str]] = {}
     for agreement_id, slug in session.exec(
             select(AgreementSignature.agreement_id, Lab.slug)
             .join(Lab, Lab.id == AgreementSignature.lab_id)
             .where(AgreementSignature.agreement_id.in_(ids))):
         signed.setdefault(agreement_id, []).append(slug)
+    slugs = dict(session.exec(select(Lab.id, Lab.slug).where(
+        Lab.id.in_({g.lab_id for g in grants}))).all()) if grants else {}
     out = []
-    for a in session.exec(select(DisclosureAgreement).where(DisclosureAgreement.id.in_(ids))):
+    for a in session.exec(select(DisclosureAgreement).where(DisclosureAgreement.id.in_(ids))
+                          .order_by(DisclosureAgreement.id)):
         mine = [s for s in scopes if s.agreement_id == a.id]
         out.append(AgreementFacts(
             a.id, a.title, a.kind, a.status, _aware(a.starts_at), _aware(a.ends_at),
             _aware(a.activated_at), _aware(a.terminated_at), sorted(signed.get(a.id, [])),
             stage_ids={s.stage_id for s in mine if s.stage_id},
-            checkpoint_ids={s.checkpoint_id for s in mine if s.checkpoint_id},
-            covers_model=any(s.model_id == plan.model_id for s in mine)))
+            checkpoint_ids={s.checkpoint_id for s in mine if s.checkpoint_id}
+            | {g.checkpoint_id for g in grants if g.agreement_id == a.id},
+            covers_model=any(s.model_id == plan.model_id for s in mine),
+            grants=[GrantFacts(slugs[g.lab_id], s.position, g.start, g.end)
+                    for g in grants if g.agreement_id == a.id
+                    for s in facts.stages if g.checkpoint_id in s.checkpoint_ids]))
     return out
 
 
-def _incidents(session: Session, plan: ReleasePlan, principal: Principal):
-    from app.incidents.service import visible_incidents
-
-    rows = session.exec(select(Incident.id, Incident.title, Incident.severity, Incident.status)
+def _incidents(session: Session, plan: ReleasePlan):
+    rows = session.exec(select(Incident.id, Incident.title, Incident.severity, Incident.status,
+                               counts_against_release())
                         .join(IncidentModel, IncidentModel.incident_id == Incident.id)
-                        .where(IncidentModel.model_id == plan.model_id,
-                               visible_incidents(principal))).all()
-    return [IncidentFacts(i, t, sev, st) for i, t, sev, st in rows]
+                        .where(IncidentModel.model_id == plan.model_id)).all()
+    return [IncidentFacts(i, t, sev, st, bool(c)) for i, t, sev, st, c in rows]
 
 
 def next_disclosure(session: Session, plan: ReleasePlan) -> datetime | None:
@@ -223,6 +266,7 @@ class IncidentIn(_In):
     title: str = ""
     severity: Literal["low", "medium", "high", "critical"]
     status: Literal["submitted", "triaged", "confirmed", "resolved", "rejected", "duplicate"]
+    acknowledged: bool = Field(default=False, description="the lab acknowledged it")
 
 
 class EvidenceIn(_In):
@@ -276,15 +320,23 @@ def facts_from_file(plan: PlanCreate, ev: EvidenceIn) -> PlanFacts:
         checkpoint_ref=s.checkpoint_ref, planned_date=s.planned_date,
         actual_date=ev.released.get(i), artifacts=list(s.artifacts), rationale=s.rationale,
         risk_assessment=s.risk_assessment,
-        status="released" if i in ev.released else "planned", checkpoint_id=i)
+        status="released" if i in ev.released else "planned", checkpoint_id=i, checkpoint_ids=[i])
         for i, s in enumerate(plan.stages, start=1)]
     agreements = []
     for n, a in enumerate(ev.agreements, start=1):
         start = _dt(a.in_force_from)
-        agreements.append(AgreementFacts(
+        facts = AgreementFacts(
             f"A{n}", a.title, a.kind, a.status, start or _dt(ev.as_of) or utcnow(), _dt(a.ends),
             start if a.status in ("active", "terminated") else None, _dt(a.terminated),
-            list(a.partners), stage_positions=set(a.stages), covers_model=a.whole_model))
+            list(a.partners), stage_positions=set(a.stages), covers_model=a.whole_model)
+        # A file's stages stand for hosted checkpoints at partners access: each partner
+        # could download a covered stage while the agreement was in force.
+        if (begin := facts.in_force_from()) is not None:
+            end = min(facts.ends_at, facts.terminated_at or facts.ends_at)
+            facts.grants = [GrantFacts(partner, s.position, begin, end)
+                            for partner in facts.partners for s in stages
+                            if a.whole_model or s.position in facts.stage_positions]
+        agreements.append(facts)
     return PlanFacts(
         plan_id=None, model=plan.model, title=plan.title, policies=list(plan.policies),
         stages=stages, as_of=_dt(ev.as_of) or utcnow(), suite_versions=suite_versions(),
@@ -293,5 +345,7 @@ def facts_from_file(plan: PlanCreate, ev: EvidenceIn) -> PlanFacts:
                  for n, r in enumerate(ev.results, start=1)],
         runs=[RunFacts(f"Q{n}", r.suite, r.stage) for n, r in enumerate(ev.runs, start=1)],
         agreements=agreements,
-        incidents=[IncidentFacts(i.id, i.title, i.severity, i.status) for i in ev.incidents],
+        incidents=[IncidentFacts(i.id, i.title, i.severity, i.status,
+                                 i.status == "confirmed" or i.acknowledged)
+                   for i in ev.incidents],
         card=dict(ev.model_card))

@@ -29,8 +29,13 @@ class StageFacts:
     risk_assessment: str = ""
     status: str = "planned"
     id: int | None = None
-    # The hosted checkpoint checkpoint_ref names (same model), if any.
+    # The stage's own hosted checkpoint: the one checkpoint_ref names (same model), else
+    # the first attached to the stage. Evaluation checks read it.
     checkpoint_id: int | None = None
+    # Every hosted checkpoint of the stage (attached, or named by checkpoint_ref). False
+    # `hosted`: nothing of the stage is in the registry, so partner access is unknown.
+    checkpoint_ids: list[int] = field(default_factory=list)
+    hosted: bool = True
 
     @property
     def released(self) -> bool:
@@ -57,6 +62,16 @@ class RunFacts:
 
 
 @dataclass
+class GrantFacts:
+    """Partner lab `partner` could download a checkpoint of stage `position` for
+    start <= t < end, by the registry's grant function (app.access.grants_for)."""
+    partner: str
+    position: int
+    start: datetime
+    end: datetime | None
+
+
+@dataclass
 class AgreementFacts:
     id: int | None
     title: str
@@ -71,6 +86,16 @@ class AgreementFacts:
     stage_positions: set[int] = field(default_factory=set)  # plan files name positions
     checkpoint_ids: set[int] = field(default_factory=set)
     covers_model: bool = False
+    grants: list[GrantFacts] = field(default_factory=list)
+
+    def partners_with_access(self, position: int, at: datetime) -> dict[str, datetime]:
+        """Partner -> since when it could download the stage's checkpoints without a
+        break, for the partners who could at `at`."""
+        out: dict[str, datetime] = {}
+        for g in self.grants:
+            if g.position == position and g.start <= at and (g.end is None or at < g.end):
+                out[g.partner] = min(out.get(g.partner, g.start), g.start)
+        return out
 
     def in_force_from(self) -> datetime | None:
         if self.activated_at is None:
@@ -90,6 +115,9 @@ class IncidentFacts:
     title: str
     severity: str
     status: str
+    # Confirmed by a coordinator, or acknowledged by an affected lab: only these decide.
+    # An unreviewed claim is shown as under review (app.access.counts_against_release).
+    counts: bool = True
 
 
 @dataclass
@@ -119,6 +147,9 @@ class PlanFacts:
     exemptions: list[ExemptionFacts] = field(default_factory=list)
     # Current suite versions of the registry's own suites.
     suite_versions: dict[str, int] = field(default_factory=dict)
+    # Evidence the reader may not see, by kind ("agreement", "incident", "result", "run"):
+    # the verdict is judged on everything, then these are shown as counts, never named.
+    hidden: dict[str, set] = field(default_factory=dict)
 
     def stage(self, position: int) -> StageFacts | None:
         return next((s for s in self.stages if s.position == position), None)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from app.access import visible_plans
 from app.auth.principal import ANONYMOUS, SYSTEM, Principal
 from app.errors import Invalid, NotFound
 from app.events.service import record
@@ -26,7 +27,7 @@ from app.norms.schemas import (
     VerdictRead,
 )
 from app.norms.tables import ComplianceVerdict, PolicyExemption
-from app.plans.service import get_plan, visible_plans
+from app.plans.service import get_plan
 from app.plans.tables import ReleasePlan, Stage
 from app.settings import get_settings
 from app.timeutil import utcnow
@@ -130,11 +131,11 @@ def sync_verdicts(session: Session, plan_ids, actor: Principal = SYSTEM) -> int:
     """Recompute the plans' announced verdicts and record each change as an event.
     Returns changes.
 
-    Announced verdicts are the public record: judged on the evidence anyone may see, so
-    an embargoed or untriaged incident, a partners-only result or a confidential
-    agreement never shows through an event or its timing. The gate still judges on
-    everything. `due` also carries the day hidden evidence is next disclosed by the
-    clock, so the sweep announces the change then."""
+    Announced verdicts are the public record and the same verdicts every reader gets:
+    judged on all the evidence (a confidential agreement or an embargoed incident is
+    counted, never named; see app.norms.engine.for_reader). The events carry the verdict
+    and the rule only. `due` also carries the day hidden evidence is next disclosed by the
+    clock, so the sweep looks again then."""
     changes = 0
     for plan in session.exec(select(ReleasePlan).where(ReleasePlan.id.in_(list(plan_ids)))):
         policies = policies_for(plan.policies)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, true
+from datetime import date
+
 from sqlmodel import Session, select
 
+from app.access import visible_plans
 from app.auth.principal import ANONYMOUS, Principal
-from app.errors import Invalid, InvalidTransition, NotFound
+from app.errors import Forbidden, Invalid, InvalidTransition, NotFound, PolicyViolation
 from app.events.service import record
 from app.labs.tables import Lab
 from app.markdown import stored_html
-from app.models.service import find_model, model_visible
+from app.models.service import find_model
 from app.models.tables import AIModel
 from app.norms.gate import gate_release, known_policy_ids
 from app.pagination import PageRequest, paginate
@@ -22,21 +24,6 @@ from app.timeutil import digest, utcnow
 from app.versioning import claim_version
 
 STAGE_CONTENT = tuple(StageIn.model_fields)
-
-
-def visible_plans(principal: Principal):
-    """WHERE clause. Public: a plan that was filed (filed_at is set: filed, active,
-    completed, or withdrawn after filing) of a model the caller may see. A plan that was
-    never filed (a draft, or a draft withdrawn) stays with its lab and coordinators for
-    ever, and so does every plan of a private model: naming it would reveal the model.
-    Its stages, revisions, diffs and events follow it."""
-    if principal.is_coordinator:
-        return true()
-    clauses = [and_(ReleasePlan.filed_at.is_not(None),
-                    model_visible(principal, ReleasePlan.model_id))]
-    if principal.lab_ids:
-        clauses.append(ReleasePlan.lab_id.in_(principal.lab_ids))
-    return or_(*clauses)
 
 
 def stages_of(session: Session, plan_id: int) -> list[Stage]:
@@ -94,8 +81,9 @@ def read_plan(session: Session, plan: ReleasePlan,
 
 
 def _changed(session: Session, actor: Principal, plan: ReleasePlan, action: str,
-             change: str) -> None:
-    """Every change: a revision with the full content, an event, a cache drop."""
+             change: str, data: dict | None = None) -> None:
+    """Every change: a revision with the full content, an event, a cache drop. `data`:
+    more for the event (a backdated release says so)."""
     content = plan_content(session, plan)
     number = 1 + len(session.exec(select(PlanRevision.id)
                                   .where(PlanRevision.plan_id == plan.id)).all())
@@ -104,7 +92,7 @@ def _changed(session: Session, actor: Principal, plan: ReleasePlan, action: str,
                              digest=digest(content)))
     record(session, actor, "plan", plan.id, action, content, lab_id=plan.lab_id,
            visibility="public" if is_public(session, plan.id) else "lab",
-           data={"revision": number, "version": plan.version})
+           data={"revision": number, "version": plan.version, **(data or {})})
     cache.drop_on_commit(session, plan.id)
 
 
@@ -235,20 +223,51 @@ def transition_stage(session: Session, actor: Principal, plan_id: int, position:
         raise InvalidTransition(f"stages move only in a filed or active plan; this one is "
                                 f"{plan.status}", field="status", allowed=[])
     check_move(STAGE_MOVES, "stage", stage.status, to)
+    event: dict = {}
     if to == "released":
-        # The policy gate: deny rules that do not hold stop the release (409, nothing changed).
-        gate_release(session, plan, stage, actual_date or utcnow().date())
+        released_on, event = _release_date(actor, actual_date)
+        try:
+            # The policy gate: deny rules that do not hold stop the release (409, nothing
+            # changed).
+            gate_release(session, plan, stage, released_on)
+        except PolicyViolation as exc:
+            # A coordinator importing history is judged too, but a deny cannot undo what
+            # already happened: the verdict goes on the record instead.
+            if not event:
+                raise
+            event["gate"] = [f"{v['policy']}/{v['rule']}" for v in exc.extra["violations"]]
     plan = _writable(session, actor, plan_id, version)
     stage.status = to
     if to == "released":
-        stage.actual_date = actual_date or utcnow().date()
+        stage.actual_date = released_on
         if plan.status == "filed":
             plan.status = "active"
     session.add_all([stage, plan])
     session.flush()
     _changed(session, actor, plan, f"stage_{to}",
-             f"stage {position} {to}" + (f": {reason}" if reason else ""))
+             f"stage {position} {to}" + (f": {reason}" if reason else ""), event)
     return plan
+
+
+def _release_date(actor: Principal, actual_date: date | None) -> tuple[date, dict]:
+    """The day a stage goes out is today by the registry's clock (UTC): the gate reads
+    it (spacing between stages, agreements in force before it), so a client may not
+    choose it. A later day is refused for everyone; an earlier one is a coordinator
+    importing history, and the event says so: (date, event data; {} when not backdated)."""
+    today = utcnow().date()
+    if actual_date is None or actual_date == today:
+        return today, {}
+    if actual_date > today:
+        raise Invalid(f"actual_date {actual_date.isoformat()} is in the future; a release "
+                      f"happens today ({today.isoformat()}, UTC) or earlier",
+                      field="actual_date")
+    if not actor.is_coordinator:
+        raise Forbidden(f"actual_date {actual_date.isoformat()} is before today "
+                        f"({today.isoformat()}, UTC): only a coordinator importing history "
+                        "may backdate a release; leave it out to release today",
+                        field="actual_date")
+    return actual_date, {"backdated": True, "actual_date": actual_date.isoformat(),
+                         "recorded_on": today.isoformat(), "gate": []}
 
 
 def list_revisions(session: Session, principal: Principal, plan_id: int) -> list[PlanRevision]:

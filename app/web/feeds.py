@@ -6,13 +6,12 @@ from litestar import Request, Response
 from sqlalchemy import desc
 from sqlmodel import select
 
+from app.access import visible_events, visible_plans
 from app.auth.principal import ANONYMOUS
 from app.db import session_scope
-from app.events.service import visible_events
 from app.events.tables import Event
 from app.http import PUBLIC, get
 from app.incidents.search import SearchParams, search_incidents
-from app.plans import service as plans
 from app.plans.tables import PlanRevision, ReleasePlan
 from app.timeutil import utcnow
 from app.web.pages import ENV
@@ -61,7 +60,7 @@ def releases_feed(request: Request) -> Response:
                 continue
         plan_ids = {p for p, _ in wanted.values()}
         shown = {p.id: p for p in session.exec(select(ReleasePlan).where(
-            ReleasePlan.id.in_(plan_ids), plans.visible_plans(ANONYMOUS)))} if plan_ids else {}
+            ReleasePlan.id.in_(plan_ids), visible_plans(ANONYMOUS)))} if plan_ids else {}
         revisions = {(r.plan_id, r.number): r for r in session.exec(select(PlanRevision).where(
             PlanRevision.plan_id.in_(shown),
             PlanRevision.number.in_({n for _, n in wanted.values()})))} if shown else {}

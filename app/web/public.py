@@ -15,6 +15,7 @@ from sqlalchemy import desc, literal_column
 from sqlalchemy.orm import aliased
 from sqlmodel import select
 
+from app.access import visible_incidents, visible_runs
 from app.agreements.service import list_agreements, read_agreements
 from app.auth.principal import Principal
 from app.db import session_scope
@@ -23,7 +24,7 @@ from app.evals import service as evals
 from app.evals.tables import ACTIVE, EvalResult, EvalRun
 from app.http import PUBLIC, get
 from app.incidents.search import SearchParams, search_incidents
-from app.incidents.service import read_incidents, visible_incidents
+from app.incidents.service import read_incidents
 from app.incidents.tables import Incident, IncidentLab, IncidentModel
 from app.labs.service import get_lab
 from app.models.service import (
@@ -72,7 +73,7 @@ def _evaluating_models(session, principal: Principal, model_ids) -> set[int]:
     if not ids:
         return set()
     return ids & set(session.exec(select(EvalRun.model_id).where(
-        _active_runs(), evals.visible_runs(principal))).all())
+        _active_runs(), visible_runs(principal))).all())
 
 
 @get("/", opt=PUBLIC, name="home")
@@ -216,7 +217,7 @@ def model_card(principal: Principal, lab: str, model: str) -> Template:
 def _run_states(principal: Principal, model_id: int) -> list[dict]:
     with session_scope(write=False) as session:
         rows = session.exec(select(EvalRun).where(
-            EvalRun.model_id == model_id, evals.visible_runs(principal))
+            EvalRun.model_id == model_id, visible_runs(principal))
             .order_by(desc(EvalRun.id)).limit(50)).all()
         # The card shows the latest run per checkpoint and suite; so does the stream.
         latest: dict[tuple[int, str], EvalRun] = {}

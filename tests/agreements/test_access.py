@@ -1,25 +1,23 @@
-"""can_access and the checkpoint listing clause, across access levels and agreement states."""
+"""The checkpoint grant (app.access) over real checkpoint rows: access levels, agreement
+states, scope by model, checkpoint and stage; the listing clause and the single-object
+check are one function."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
-import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlmodel import select
 
-from app.agreements.service import can_access, checkpoint_visibility
+from app.access import may_download, visible_checkpoints
 from app.auth.principal import ANONYMOUS
-from app.db import get_engine, session_scope
+from app.checkpoints.tables import Checkpoint
+from app.db import session_scope
 from app.labs.service import get_lab
+from app.plans.tables import Stage
 from app.timeutil import freeze, utcnow
-from tests.agreements.conftest import API, active, draft, ok, propose, real_checkpoints, sign
+from tests.agreements.conftest import API, active, draft, ok, propose, sign
 
-# Stands in for the checkpoint table, which another domain owns: same column names.
-_meta = MetaData()
-FAKE = Table("agreements_test_checkpoint", _meta, Column("id", Integer, primary_key=True),
-             Column("model_id", Integer), Column("lab_id", Integer),
-             Column("access_level", String(16)), Column("stage_id", Integer, nullable=True))
+_NEXT = iter(range(100, 10_000))
 
 
 def lab_id(slug: str) -> int:
@@ -27,15 +25,22 @@ def lab_id(slug: str) -> int:
         return get_lab(s, slug).id
 
 
-def ckpt(id: int, model_id: int, lab: int, level: str = "partners", stage_id=None):
-    return SimpleNamespace(id=id, model_id=model_id, lab_id=lab, access_level=level,
-                           stage_id=stage_id)
+def ckpt(model_id: int, lab: int, level: str = "partners", stage_id=None, id=None) -> int:
+    """A real checkpoint row (no files needed for the grant); returns its id."""
+    with session_scope() as s:
+        row = Checkpoint(id=id or next(_NEXT), model_id=model_id, lab_id=lab,
+                         name=f"c{id or next(_NEXT)}", access_level=level, stage_id=stage_id,
+                         manifest=[], manifest_digest="0" * 64, total_bytes=0,
+                         parameter_count=0, created_at=utcnow() - timedelta(days=1))
+        s.add(row)
+        s.flush()
+        return row.id
 
 
-def allowed(people, who: str, checkpoint) -> bool:
+def allowed(people, who: str, checkpoint_id: int) -> bool:
     principal = ANONYMOUS if who == "anonymous" else getattr(people, who).principal
     with session_scope(write=False) as s:
-        return can_access(s, principal, checkpoint)
+        return may_download(s, principal, checkpoint_id)
 
 
 def test_access_levels(client, people):
@@ -46,13 +51,13 @@ def test_access_levels(client, people):
                            ("partners", {"a_member", "c_member", "coord"}),
                            ("internal", {"a_member", "coord"}),
                            ("researchers", {"a_member", "coord"})]:
-        c = ckpt(1, people.model_a, lab_a, level)
+        c = ckpt(people.model_a, lab_a, level)
         for who in ("anonymous", "a_member", "c_member", "b_member", "coord"):
             assert allowed(people, who, c) == (who in who_may), (level, who)
 
 
 def test_partner_access_follows_agreement_state(client, people):
-    c = ckpt(1, people.model_a, lab_id("lab-a"))
+    c = ckpt(people.model_a, lab_id("lab-a"))
     a = propose(client, people, draft(client, people))
     assert not allowed(people, "c_member", c)          # proposed, nobody signed
     sign(client, people.c_admin, a["id"], "lab-c")
@@ -75,58 +80,56 @@ def test_not_before_starts_at(client, people):
     start = utcnow() + timedelta(days=2)
     active(client, people, starts_at=start.isoformat(),
            ends_at=(start + timedelta(days=5)).isoformat())
-    c = ckpt(1, people.model_a, lab_id("lab-a"))
+    c = ckpt(people.model_a, lab_id("lab-a"))
     assert not allowed(people, "c_member", c)
     freeze(start + timedelta(seconds=1))
     assert allowed(people, "c_member", c)
 
 
+def _stages(plan: int) -> dict[int, int]:
+    with session_scope(write=False) as s:
+        return {st.position: st.id for st in s.exec(select(Stage).where(Stage.plan_id == plan))}
+
+
 def test_scope_by_checkpoint_and_stage(client, people):
+    """The issue's defect: an agreement scoped to stages 3-4 granted nothing, because no
+    checkpoint had a stage. A checkpoint attached to stage 3 is now granted."""
     lab_a = lab_id("lab-a")
     plan = people.plan(filed=True)
-    real_checkpoints(people.model_a, "lab-a", 7)
+    stages = _stages(plan)
+    named = ckpt(people.model_a, lab_a, id=7)
     active(client, people, scope={"checkpoints": [7], "stages": [{"plan": plan,
                                                                   "position": 3}]})
-    with session_scope(write=False) as s:
-        from sqlmodel import select as sm_select
-
-        from app.plans.tables import Stage
-        stages = {st.position: st.id for st in s.exec(sm_select(Stage).where(
-            Stage.plan_id == plan))}
-    assert allowed(people, "c_member", ckpt(7, people.model_a, lab_a))
-    assert not allowed(people, "c_member", ckpt(8, people.model_a, lab_a))
-    assert allowed(people, "c_member", ckpt(8, people.model_a, lab_a, stage_id=stages[3]))
-    assert not allowed(people, "c_member", ckpt(8, people.model_a, lab_a, stage_id=stages[4]))
-    # Another lab's checkpoint with a matching id is not opened by lab-a's agreement.
-    assert not allowed(people, "c_member", ckpt(7, people.model_b, lab_id("lab-b")))
+    assert allowed(people, "c_member", named)
+    assert not allowed(people, "c_member", ckpt(people.model_a, lab_a))
+    assert allowed(people, "c_member", ckpt(people.model_a, lab_a, stage_id=stages[3]))
+    assert not allowed(people, "c_member", ckpt(people.model_a, lab_a, stage_id=stages[4]))
+    # Internal stays with the lab whatever the agreement covers.
+    assert not allowed(people, "c_member", ckpt(people.model_a, lab_a, "internal",
+                                                stage_id=stages[3]))
+    # Another lab's checkpoint is not opened by lab-a's agreement.
+    assert not allowed(people, "c_member", ckpt(people.model_b, lab_id("lab-b")))
 
 
-@pytest.fixture
-def fake_checkpoints(settings):
-    _meta.create_all(get_engine())
-    yield FAKE
-    _meta.drop_all(get_engine())
-
-
-def test_listing_clause_agrees_with_can_access(client, people, fake_checkpoints):
+def test_listing_clause_agrees_with_the_download_grant(client, people):
     lab_a, lab_b = lab_id("lab-a"), lab_id("lab-b")
     plan = people.plan(filed=True)
+    stages = _stages(plan)
     active(client, people, scope={"models": ["lab-a/m"]})
-    real_checkpoints(people.model_a, "lab-a", 9)
+    nine = ckpt(people.model_a, lab_a, "internal", id=9)
     active(client, people, parties=["lab-c"],
            scope={"stages": [{"plan": plan, "position": 3}], "checkpoints": [9]})
-    rows = [ckpt(1, people.model_a, lab_a, "public"), ckpt(2, people.model_a, lab_a),
-            ckpt(3, people.model_a, lab_a, "internal"), ckpt(4, people.model_b, lab_b),
-            ckpt(5, people.model_b, lab_b, "internal"), ckpt(9, people.model_b, lab_b)]
-    with session_scope() as s:
-        s.execute(FAKE.insert(), [vars(r) for r in rows])
-    expected_c = {1, 2}
+    ids = [ckpt(people.model_a, lab_a, "public"), ckpt(people.model_a, lab_a),
+           ckpt(people.model_a, lab_a, "internal"), ckpt(people.model_b, lab_b),
+           ckpt(people.model_b, lab_b, "internal"), nine,
+           ckpt(people.model_a, lab_a, stage_id=stages[3])]
+    expected_c = {ids[0], ids[1], ids[6]}
     for who in ("anonymous", "a_member", "c_member", "d_admin", "b_member", "coord"):
         principal = ANONYMOUS if who == "anonymous" else getattr(people, who).principal
         with session_scope(write=False) as s:
-            listed = set(s.execute(select(FAKE.c.id).where(
-                checkpoint_visibility(principal, FAKE))).scalars())
-            single = {r.id for r in rows if can_access(s, principal, r)}
+            listed = set(s.exec(select(Checkpoint.id).where(
+                Checkpoint.id.in_(ids), visible_checkpoints(principal))).all())
+            single = {i for i in ids if may_download(s, principal, i)}
         assert listed == single, who
         if who == "c_member":
             assert listed == expected_c

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 from click.testing import CliRunner
 from sqlmodel import select
 
+from app.access import may_download
 from app.agreements.cli import agreement as agreement_cli
 from app.agreements.demo import load_demo_agreement
 from app.agreements.schemas import ScopeIn
-from app.agreements.service import can_access, instantiate_template, read_agreement
+from app.agreements.service import instantiate_template, read_agreement
 from app.agreements.tables import DisclosureAgreement
 from app.auth.principal import SYSTEM, Principal
+from app.checkpoints.tables import Checkpoint
 from app.db import session_scope
 from app.labs.service import get_lab
 from app.models.service import find_model
@@ -105,14 +106,22 @@ def test_demo_agreement(client, settings):
     assert [s["name"] for s in got["scope"]["stages"]] == ["774M", "1.5B"]
     assert got["starts_at"].startswith("2019-08-20")
     assert got["confidential_until"].startswith("2019-11-05")
-    xl = SimpleNamespace(id=1, model_id=gpt2, lab_id=openai, access_level="partners",
-                         stage_id=stages["1.5B"].id)
+    # Stand-ins for the hosted 1.5B and 355M, attached to their stages, uploaded before
+    # partners got access (real rows: the grant reads the checkpoint table).
+    with session_scope() as s:
+        rows = [Checkpoint(model_id=gpt2, lab_id=openai, name=name, access_level="partners",
+                           stage_id=stages[name].id, manifest=[], manifest_digest="0" * 64,
+                           total_bytes=0, parameter_count=0,
+                           created_at=datetime(2019, 8, 1, tzinfo=UTC))
+                for name in ("1.5B", "355M")]
+        s.add_all(rows)
+        s.flush()
+        xl, medium = (r.id for r in rows)
     freeze(datetime(2019, 10, 1, tzinfo=UTC))
     assert client.get(f"{API}/{first}").status_code == 404    # still confidential
     with session_scope(write=False) as s:
-        assert can_access(s, cornell, xl)
-        assert not can_access(s, cornell, SimpleNamespace(**vars(xl) | {
-            "stage_id": stages["355M"].id}))
+        assert may_download(s, cornell, xl)
+        assert not may_download(s, cornell, medium)
     freeze(datetime(2019, 11, 30, tzinfo=UTC) + timedelta(seconds=1))
     with session_scope(write=False) as s:
-        assert not can_access(s, cornell, xl)
+        assert not may_download(s, cornell, xl)

@@ -10,6 +10,7 @@ import pytest
 from app.norms.checks import CHECKS, start_of
 from app.norms.facts import (
     AgreementFacts,
+    GrantFacts,
     IncidentFacts,
     PlanFacts,
     ResultFacts,
@@ -137,6 +138,10 @@ def test_threshold_safeguards_required_only_once_crossed():
 
 def agreement(partners=("a", "b"), start=JAN_1, end=DEC_31, **kw):
     kw.setdefault("stage_positions", {1})
+    # What the registry's grant function gives: each partner can download the covered
+    # stages' checkpoints while the agreement is in force.
+    kw.setdefault("grants", [GrantFacts(p, pos, start, end) for p in partners
+                             for pos in kw["stage_positions"]])
     return AgreementFacts(id=5, title="access", kind="research_access", status="active",
                           starts_at=start, ends_at=end, activated_at=start, terminated_at=None,
                           partners=list(partners), **kw)
@@ -150,7 +155,7 @@ def test_partner_agreement_partners_days_and_force():
     assert out.evidence[0]["href"] == "/api/v1/agreements/5"
     out = run("partner_agreement", facts(s, agreements=[agreement(partners=["a"])]), s,
               min_partners=2)
-    assert out.verdict == "fail" and "1 signed partners" in out.detail
+    assert out.verdict == "fail" and "lets 1 partner(s) download stage 1" in out.detail
     assert run("partner_agreement", facts(s), s).verdict == "fail"
     expired = agreement(end=at(2026, 3, 1))
     assert run("partner_agreement", facts(s, agreements=[expired]), s).verdict == "fail"
@@ -159,6 +164,18 @@ def test_partner_agreement_partners_days_and_force():
     assert out.verdict == "pending" and out.due == date(2026, 7, 19)
     other_stage = agreement(stage_positions={2})
     assert run("partner_agreement", facts(s, agreements=[other_stage]), s).verdict == "fail"
+    # Signed and in force, but the grant opens nothing (the checkpoint is internal, or
+    # the scope misses it): no partner could download, so it does not count.
+    empty = agreement(grants=[])
+    out = run("partner_agreement", facts(s, agreements=[empty]), s)
+    assert out.verdict == "fail" and "lets 0 partner(s)" in out.detail
+    # Nothing of the stage hosted here: never a pass, whatever the agreement says.
+    unhosted = stage(1, hosted=False)
+    out = run("partner_agreement", facts(unhosted, agreements=[agreement()]), unhosted)
+    assert out.verdict == "fail" and "no checkpoint of stage 1" in out.detail
+    out = run("partner_agreement", facts(unhosted, agreements=[agreement()]), unhosted,
+              unhosted="pending")
+    assert out.verdict == "pending"
     # A released stage is judged on its release day, not today.
     done = stage(1, status="released", actual_date=date(2026, 1, 20))
     out = run("partner_agreement", facts(done, agreements=[agreement()]), done, min_days=60)
@@ -179,6 +196,17 @@ def test_no_open_incidents_by_severity_and_status():
     assert out.verdict == "pass"
     out = run("no_open_incidents", facts(s, incidents=rows), s, min_severity="medium")
     assert out.verdict == "fail" and [e["id"] for e in out.evidence] == [1, 3]
+
+
+def test_an_unreviewed_claim_is_shown_but_does_not_decide():
+    s = stage(1)
+    claim = IncidentFacts(7, "anonymous claim", "critical", "submitted", counts=False)
+    out = run("no_open_incidents", facts(s, incidents=[claim]), s)
+    assert out.verdict == "pass" and out.measured == 0
+    assert out.evidence[0]["id"] == 7 and out.evidence[0]["under_review"] is True
+    assert "1 under review (not counted)" in out.detail
+    acknowledged = IncidentFacts(7, "anonymous claim", "critical", "submitted", counts=True)
+    assert run("no_open_incidents", facts(s, incidents=[acknowledged]), s).verdict == "fail"
 
 
 def test_model_card_sections():

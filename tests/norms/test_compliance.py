@@ -277,7 +277,10 @@ def test_simulate_is_for_coordinators_and_changes_nothing(client, world):
     assert res.exit_code == 0 and "1 plans judged, 1 would fail" in res.output
 
 
-def test_gpt2_demo_plan_passes_gpt2_2019(client, settings):
+def test_gpt2_demo_plan_under_gpt2_2019_is_true_about_what_is_not_hosted(client, settings):
+    """The 2019 weights are not hosted here, so the registry cannot check that partners
+    could download 1.5B: that rule fails saying so (never a pass on the lab's word); every
+    other rule of the policy passes on the imported record."""
     from app.demo import PLAN_TITLE, load_demo
 
     list(load_demo(with_models=False))
@@ -285,11 +288,12 @@ def test_gpt2_demo_plan_passes_gpt2_2019(client, settings):
     plan = next(p for p in plans if p["title"] == PLAN_TITLE)
     assert plan["policies"] == ["gpt2-2019"] and plan["status"] == "completed"
     body = compliance(client, plan["id"])
-    assert body["verdict"] == "pass", [(v["rule"], v["detail"]) for s in body["stages"]
-                                       for v in s["rules"] if v["verdict"] != "pass"]
+    failing = [(s["position"], v["rule"]) for s in body["stages"] for v in s["rules"]
+               if v["verdict"] != "pass"]
+    assert failing == [(4, "partner-analysis-before-final")]
     partner = rule(body, 4, "partner-analysis-before-final")
-    assert partner["measured"] == 77 and partner["evidence"][0]["kind"] == "agreement"
-    assert len(partner["evidence"][0]["partners"]) == 4
+    assert "no checkpoint of stage 4 (1.5B) is hosted here" in partner["detail"]
+    assert partner["evidence"][0]["kind"] == "agreement"   # public since 2019-11-05
 
 
 def test_tiny_demo_plan_follows_capability_thresholds_live(client, world, settings):

@@ -1,0 +1,86 @@
+"""Which events a principal may read, and the audience an event is written for."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, and_, case, cast, false, or_, true
+from sqlmodel import Session
+
+from app.access.agreements import visible_agreements
+from app.access.checkpoints import visible_checkpoints
+from app.access.evals import visible_runs
+from app.access.incidents import reachable
+from app.access.models import visible_models
+from app.access.plans import visible_plans
+from app.agreements.tables import DisclosureAgreement
+from app.auth.principal import Principal
+from app.checkpoints.tables import Checkpoint
+from app.evals.tables import EvalRun
+from app.events.tables import Event
+from app.incidents.tables import Incident
+from app.models.tables import AIModel
+from app.plans.tables import ReleasePlan
+from app.rowexists import row_exists
+from app.timeutil import utcnow
+
+# Entity types whose events carry no parent but their lab (labs are public; users, tokens
+# and memberships are private or lab events): rule (1) alone decides.
+OWN_AUDIENCE = ("lab", "user", "token", "membership")
+
+
+def visible_events(principal: Principal):
+    """The WHERE clause for events this principal may read.
+
+    Two rules, both must hold. (1) The event's own audience, fixed when it was written
+    (public from visible_from, the lab, or only the actor): it keeps what was confidential
+    at the time confidential. (2) The entity the event is about must be visible to the
+    caller now, by that entity's own visible_* filter, so making a model private later
+    hides its old events, its checkpoints' and its runs' events too.
+    """
+    if principal.is_coordinator:
+        return true()
+    now = utcnow()
+    public = and_(Event.visibility == "public",
+                  or_(Event.visible_from.is_(None), Event.visible_from <= now))
+    clauses = [public]
+    if principal.lab_ids:
+        clauses.append(and_(Event.visibility != "private", Event.lab_id.in_(principal.lab_ids)))
+    if principal.user_id is not None:
+        clauses.append(Event.actor_id == principal.user_id)
+    return and_(or_(*clauses), entity_visible(principal))
+
+
+def entity_visible(principal: Principal):
+    """Rule (2): the event's entity passes its visible_* filter. An entity type with no
+    rule here is shown to coordinators only (fail closed): a new kind of event needs a
+    line below."""
+    rules = {
+        "plan": (ReleasePlan, visible_plans(principal)),
+        "model": (AIModel, visible_models(principal)),
+        "checkpoint": (Checkpoint, visible_checkpoints(principal)),
+        "eval_run": (EvalRun, visible_runs(principal)),
+        "agreement": (DisclosureAgreement, visible_agreements(principal)),
+        "incident": (Incident, reachable(principal)),
+    }
+    # One correlated EXISTS per row, on the entity's primary key: a page checks the
+    # entities of its own rows only. (An uncorrelated `entity_id IN (every visible id)`
+    # built the visible set of every kind on each read: seconds at 500k events.)
+    # entity_id is text. Only the canonical decimal form of an id is cast (no sign, no
+    # leading zero, at most 18 digits: below BIGINT's limit), inside the CASE branch of
+    # its kind, so a cast never fails on PostgreSQL and "07" never matches 7; any other
+    # entity_id of these kinds matches nothing (fail closed), as before. \A and \Z, not ^
+    # and $: Python's $ (SQLite's REGEXP) also matches before a final newline.
+    canonical = Event.entity_id.regexp_match(r"\A[1-9][0-9]{0,17}\Z")
+    branches = []
+    for kind, (table, where) in rules.items():
+        entity = row_exists(table, table.id == cast(Event.entity_id, BigInteger), where)
+        branches.append((and_(Event.entity_type == kind, canonical), entity))
+    branches.append((Event.entity_type.in_(OWN_AUDIENCE), true()))
+    return case(*branches, else_=false())
+
+
+def checkpoint_audience(session: Session, ckpt: Checkpoint) -> str:
+    """The audience an event about this checkpoint (or one of its runs or results) is
+    written for: public only for a public checkpoint of a public model. Read time also
+    checks the checkpoint's current visibility (visible_events rule 2)."""
+    model = session.get(AIModel, ckpt.model_id)
+    return "public" if ckpt.access_level == "public" and model.public else "lab"
