@@ -20,6 +20,7 @@ from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post
 from app.ids import Id
 from app.incidents import service
 from app.incidents.schemas import (
+    AcknowledgeIn,
     DuplicateRead,
     EmbargoIn,
     FacetCount,
@@ -184,6 +185,18 @@ class IncidentController(Controller):
             incident = service.set_embargo(session, principal, incident_id,
                                            data.embargo_until,
                                            expected_version(request, data.version))
+            return with_etag(service.read_incident(session, principal, incident))
+
+    @post("/{incident_id:int}/acknowledge", status_code=200)
+    def acknowledge_incident(self, incident_id: Id, data: AcknowledgeIn, request: Request,
+                             principal: Principal) -> Response[IncidentRead]:
+        """A member of an affected lab acknowledges the incident as real: with a
+        coordinator's confirmation, what makes an open incident count against a release.
+        403 for anyone else who can see it; 409 naming `status` when it is closed and
+        `acknowledged_at` when already acknowledged."""
+        with session_scope() as session:
+            incident = service.acknowledge_incident(session, principal, incident_id,
+                                                    expected_version(request, data.version))
             return with_etag(service.read_incident(session, principal, incident))
 
     @get("/{incident_id:int}/reports", opt=PUBLIC)

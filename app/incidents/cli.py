@@ -1,4 +1,5 @@
-"""`stagegate incident ...`: list, search, show and submit incidents over HTTP."""
+"""`stagegate incident ...`: list, search, show, submit and acknowledge incidents over
+HTTP."""
 
 from __future__ import annotations
 
@@ -124,3 +125,25 @@ def incident_submit(client, title, occurred, harm_types, severity, summary, labs
     if as_json:
         return emit(body, True)
     click.echo(f"incident {body['id']} {body['status']}: {body['title']}")
+
+
+@incident.command("acknowledge")
+@click.argument("incident_id", type=int)
+@click.option("--version", type=int,
+              help="refuse if the incident is no longer at this version (default: the "
+                   "current one)")
+@as_json_option
+@remote
+def incident_acknowledge(client, incident_id: int, version: int | None,
+                         as_json: bool) -> None:
+    """Acknowledge incident INCIDENT_ID for your lab (a member of a lab it affects): an
+    open incident counts against your releases once confirmed or acknowledged."""
+    if version is None:
+        # The API asks which version was acknowledged; a command typed now means the
+        # incident as it is now.
+        version = client.get(f"/api/v1/incidents/{incident_id}")["version"]
+    body = client.post(f"/api/v1/incidents/{incident_id}/acknowledge", {"version": version})
+    if as_json:
+        return emit(body, True)
+    click.echo(f"incident {body['id']} {body['status']}, acknowledged at "
+               f"{body['acknowledged_at']}: {body['title']}")

@@ -80,6 +80,11 @@ class EmbargoIn(BaseModel):
     version: OptionalId = None
 
 
+class AcknowledgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: OptionalId = None
+
+
 class LinkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     report_id: Id
@@ -110,6 +115,10 @@ class IncidentRead(BaseModel):
     status: str
     duplicate_of: int | None
     embargo_until: datetime | None
+    acknowledged_at: datetime | None = Field(
+        default=None, description="when a member of an affected lab acknowledged it (who "
+        "is not shown); open incidents count against a release only once confirmed or "
+        "acknowledged")
     version: int
     created_at: datetime
     updated_at: datetime

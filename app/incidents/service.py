@@ -6,17 +6,22 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from sqlalchemy import and_, delete, exists, false, func, or_, true
+from sqlalchemy import delete, func
 from sqlalchemy import select as sa_select
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
+from app.access import (
+    reachable,
+    visible_checkpoints,
+    visible_incidents,
+    visible_models,
+    visible_plans,
+)
 from app.auth.principal import Principal
 from app.errors import Forbidden, Invalid, InvalidTransition, NotFound
 from app.events.service import record
 from app.incidents.schemas import IncidentCreate, IncidentRead, IncidentUpdate, ReportCreate
 from app.incidents.tables import (
-    PUBLIC_STATUSES,
     Incident,
     IncidentHarm,
     IncidentLab,
@@ -26,9 +31,8 @@ from app.incidents.tables import (
 )
 from app.labs.tables import Lab
 from app.markdown import stored_html
-from app.models.service import find_model, visible_models
+from app.models.service import find_model
 from app.models.tables import AIModel
-from app.rowexists import row_exists
 from app.timeutil import utcnow
 from app.versioning import claim_version
 
@@ -45,6 +49,10 @@ MOVES = {
     "duplicate": set(),
 }
 LAB_ADMIN_MOVES = {("confirmed", "resolved")}
+# A member of an affected lab may acknowledge an incident that is still a live claim: with
+# a coordinator's confirmation, what makes an open incident count against a release
+# (app/norms). Closed ones (rejected, resolved, duplicate) have nothing left to decide.
+ACKNOWLEDGEABLE = ("submitted", "triaged", "confirmed")
 
 
 @lru_cache(maxsize=1)
@@ -60,36 +68,6 @@ def check_harm_types(values: list[str]) -> list[str]:
             raise Invalid(f"unknown harm type {value!r}; known: {', '.join(sorted(known))}",
                           field=f"harm_types[{i}]")
     return list(dict.fromkeys(values))
-
-
-def visible_incidents(principal: Principal, table=Incident, status: str | None = None):
-    """WHERE clause: public once confirmed/resolved and past embargo; else reporter,
-    affected labs and coordinators. Evaluated against the clock at query time.
-    `status`: the query also requires this status; the public branch is then dropped
-    when it cannot hold (same rows, but the planner sees it: it cannot tell that
-    `status IN (public) AND status = 'submitted'` is empty, and walks every row)."""
-    if principal.is_coordinator:
-        return true()
-    now = utcnow()
-    clauses = [] if status is not None and status not in PUBLIC_STATUSES else \
-        [and_(table.status.in_(PUBLIC_STATUSES),
-              or_(table.embargo_until.is_(None), table.embargo_until <= now))]
-    if principal.user_id is not None:
-        clauses.append(table.reporter_id == principal.user_id)
-    if principal.lab_ids:
-        clauses.append(exists().where(IncidentLab.incident_id == table.id,
-                                      IncidentLab.lab_id.in_(principal.lab_ids)))
-    return or_(*clauses) if clauses else false()
-
-
-def reachable(principal: Principal):
-    """Visible, or a duplicate whose target is visible (it redirects there forever)."""
-    target = aliased(Incident)
-    # A per-row probe of the target by its key (app.rowexists), not a set of every
-    # visible incident built for each query.
-    via_target = and_(Incident.status == "duplicate", row_exists(
-        target, target.id == Incident.duplicate_of, visible_incidents(principal, target)))
-    return or_(visible_incidents(principal), via_target)
 
 
 def sees_target(session: Session, principal: Principal, incident: Incident) -> bool:
@@ -149,7 +127,7 @@ def state(incident: Incident) -> dict:
             "status": incident.status, "severity": incident.severity,
             "harm_types": incident.harm_types, "occurred": incident.occurred,
             "embargo_until": incident.embargo_until, "duplicate_of": incident.duplicate_of,
-            "version": incident.version}
+            "acknowledged_at": incident.acknowledged_at, "version": incident.version}
 
 
 def _event(session: Session, actor: Principal, incident: Incident, action: str,
@@ -205,9 +183,7 @@ def check_references(session: Session, actor: Principal, stage_ids: list[int] | 
                      checkpoint_ids: list[int] | None) -> None:
     """Stage and checkpoint ids must name ones the caller can see: a missing one and a
     hidden one answer the same 422, so the check reveals nothing."""
-    from app.checkpoints.service import checkpoint_visibility
     from app.checkpoints.tables import Checkpoint
-    from app.plans.service import visible_plans
     from app.plans.tables import ReleasePlan, Stage
 
     for field, ids, query in (
@@ -215,7 +191,7 @@ def check_references(session: Session, actor: Principal, stage_ids: list[int] | 
                 ReleasePlan, ReleasePlan.id == Stage.plan_id)
                 .where(Stage.id.in_(ids), visible_plans(actor))),
             ("checkpoint_ids", checkpoint_ids, lambda ids: select(Checkpoint.id)
-                .where(Checkpoint.id.in_(ids), checkpoint_visibility(actor)))):
+                .where(Checkpoint.id.in_(ids), visible_checkpoints(actor)))):
         if not ids:
             continue
         found = set(session.exec(query(sorted(set(ids)))))
@@ -253,8 +229,12 @@ def update_incident(session: Session, actor: Principal, incident_id: int,
                     data: IncidentUpdate) -> Incident:
     incident = get_incident(session, actor, incident_id)
     is_reporter = actor.user_id is not None and incident.reporter_id == actor.user_id
-    if not (actor.is_coordinator or (is_reporter and incident.status == "submitted")):
-        raise Forbidden("coordinators edit incidents; reporters only while submitted")
+    if not (actor.is_coordinator or (is_reporter and incident.status == "submitted"
+                                     and incident.acknowledged_at is None)):
+        # Once a lab acknowledged the claim, its reporter may not rewrite what was
+        # acknowledged (raise its severity, name other models): coordinators still may.
+        raise Forbidden("coordinators edit incidents; reporters only while submitted and "
+                        "not yet acknowledged by an affected lab")
     if incident.status == "duplicate":
         raise InvalidTransition("a duplicate cannot be edited; edit its target",
                                 field="status")
@@ -337,6 +317,34 @@ def transition_incident(session: Session, actor: Principal, incident_id: int, to
         session.add(target)
         session.flush()
         _event(session, actor, target, "merged", merged_from=incident.id)
+    return incident
+
+
+def acknowledge_incident(session: Session, actor: Principal, incident_id: int,
+                         version: int | None) -> Incident:
+    """A member (any role) of an affected lab says the incident is real. Coordinators
+    confirm instead; reporters and outsiders cannot speak for the lab. One
+    acknowledgement stands: a second is a 409 naming `acknowledged_at` (the first one's
+    time and author are never overwritten). Whoever cannot see the incident gets the
+    404 of a missing one."""
+    actor.require_user()
+    incident = get_incident(session, actor, incident_id)
+    affected = lab_ids_of(session, incident.id)
+    if not any(actor.is_member(x) for x in affected):
+        raise Forbidden("only a member of a lab the incident affects may acknowledge it; "
+                        "coordinators confirm it instead")
+    if incident.status not in ACKNOWLEDGEABLE:
+        raise InvalidTransition(f"a {incident.status} incident cannot be acknowledged",
+                                field="status")
+    if incident.acknowledged_at is not None:
+        raise InvalidTransition("this incident was already acknowledged",
+                                field="acknowledged_at")
+    claim_version(session, incident, version)
+    incident.acknowledged_at = utcnow()
+    incident.acknowledged_by = actor.user_id
+    session.add(incident)
+    session.flush()
+    _event(session, actor, incident, "acknowledged")
     return incident
 
 
@@ -461,7 +469,8 @@ def build_reads(principal: Principal, incidents, labs: dict[int, list[str]],
             occurred=i.occurred, harm_types=i.harm_types, taxonomy_version=i.taxonomy_version,
             severity=i.severity, labs=labs[i.id], models=models[i.id], stage_ids=i.stage_ids,
             checkpoint_ids=i.checkpoint_ids, status=i.status, duplicate_of=i.duplicate_of,
-            embargo_until=i.embargo_until, version=i.version, created_at=i.created_at,
+            embargo_until=i.embargo_until, acknowledged_at=i.acknowledged_at,
+            version=i.version, created_at=i.created_at,
             updated_at=i.updated_at, report_count=counts.get(i.id, 0),
             reporter_id=i.reporter_id if sees_reporter else None,
             reporter_contact=i.reporter_contact if principal.is_coordinator else None))

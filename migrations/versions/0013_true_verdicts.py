@@ -40,6 +40,31 @@ def upgrade() -> None:
     )
     op.create_index('ix_eval_result_checkpoint_checkpoint_id', 'eval_result_checkpoint',
                     ['checkpoint_id'])
+    _name_checkpoints_of_existing_results(op.get_bind())
+
+
+def _name_checkpoints_of_existing_results(bind) -> None:
+    """Results stored before this migration: each names its own checkpoint, and a
+    transfer matrix also every checkpoint its details name (by model and name), so the
+    withheld ones stop showing through it."""
+    import json
+
+    rows = bind.execute(sa.text(
+        'SELECT id, model_id, checkpoint_id, details FROM eval_result '
+        'WHERE checkpoint_id IS NOT NULL')).all()
+    names = {(m, n): i for i, m, n in bind.execute(sa.text(
+        'SELECT id, model_id, name FROM checkpoint')).all()}
+    links = set()
+    for result_id, model_id, checkpoint_id, details in rows:
+        links.add((result_id, checkpoint_id))
+        details = json.loads(details) if isinstance(details, str) else (details or {})
+        named = details.get('checkpoints') if isinstance(details, dict) else None
+        for name in (named or {}) if isinstance(named, dict) else ():
+            if (model_id, name) in names:
+                links.add((result_id, names[(model_id, name)]))
+    if links:
+        bind.execute(sa.text('INSERT INTO eval_result_checkpoint (result_id, checkpoint_id) '
+                             'VALUES (:r, :c)'), [{'r': r, 'c': c} for r, c in sorted(links)])
 
 
 def downgrade() -> None:
