@@ -72,7 +72,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from app.web.auth_sessions import DatabaseSessionStore
 
     settings = configure(settings) if settings else get_settings()
+    from app.listeners import install_listeners
     from app.norms.loader import load_policies
+
+    install_listeners()  # session listeners: here (and in the CLI), never on import
 
     load_policies()  # a malformed policy stops start-up with file:line and field
     app = Litestar(
@@ -134,7 +137,7 @@ def _logging_config():
 def _startup_hooks(hooks: dict) -> dict:
     """Stored HTML from an older Markdown renderer is re-rendered before serving; the
     start-up heap is frozen last."""
-    from app.markdown import rerender_on_startup
+    from app.markdown_rerender import rerender_on_startup
 
     return hooks | {"on_startup": [rerender_on_startup, *hooks.get("on_startup", []),
                                    freeze_start_up_heap]}
@@ -169,7 +172,7 @@ def _worker_hooks(settings: Settings) -> dict:
     """The embedded evaluation worker runs beside the web app unless disabled."""
     if not settings.inprocess_worker:
         return {}
-    from app.evals.worker import start_inprocess_worker
+    from app.evals.embedded import start_inprocess_worker
 
     stops: list = []
     return {"on_startup": [lambda: stops.append(start_inprocess_worker(settings))],

@@ -60,6 +60,17 @@ class Group(click.Group):
 @click.version_option(package_name="stagegate", prog_name="stagegate")
 def main(url: str | None) -> None:
     """Stagegate: a publication-norms registry for AI labs."""
+    from app.installers import install_with_engine
+
+    # Commands on this machine's database get the session listeners when they first make
+    # an engine (app/db.py); commands that only talk HTTP never load the ORM for them.
+    install_with_engine(_install_listeners)
+
+
+def _install_listeners() -> None:
+    from app.listeners import install_listeners
+
+    install_listeners()
 
 
 @main.command()

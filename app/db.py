@@ -74,6 +74,13 @@ def engine_for(url: str) -> Engine:
     # Every process that talks to the database maps every table (the CLI imports lazily),
     # so a flush can always order rows by their foreign keys.
     import app.tables  # noqa: F401
+    from app import markdown
+    from app.installers import run_installers
+
+    # Listeners come from here and from the entry point (app/installers.py), never from
+    # an import. Markdown is rendered on every write path, scripts included.
+    markdown.install()
+    run_installers()
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -11,12 +11,13 @@ from app.auth.principal import SYSTEM
 from app.db import session_scope
 from app.demo_reported import import_2019_detection
 from app.errors import NotFound
+from app.flows import transition_stage
 from app.labs.service import create_lab
 from app.labs.tables import Lab
 from app.models.schemas import ModelCreate
 from app.models.service import create_model, find_model
 from app.plans.schemas import PlanCreate, StageIn
-from app.plans.service import file_plan, transition_plan, transition_stage
+from app.plans.service import file_plan, transition_plan
 from app.plans.tables import ReleasePlan
 
 LABS = [

@@ -1,9 +1,10 @@
 """The one place user Markdown becomes HTML: markdown-it-py js-default, then nh3.
 
-HTML is rendered once, when a row is written (a before_flush hook below), and stored
-beside the Markdown in `markdown_html`; reads return the stored HTML. Rows rendered by
-an older RENDERER_VERSION are re-rendered at start-up (`rerender_stale`), and lazily by
-`stored_html` until then.
+HTML is rendered once, when a row is written (a before_flush listener that app.db
+installs with every engine), and stored beside the Markdown in `markdown_html`; reads
+return the stored HTML. Rows rendered by an older RENDERER_VERSION are re-rendered at
+start-up (app/markdown_rerender.py), and lazily by `stored_html` until then. Tables
+import the `RenderedMarkdown` mixin from here, so this module imports no table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import nh3
 from markdown_it import MarkdownIt
 from sqlalchemy import JSON, event, inspect
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, SQLModel
 
 from app.errors import Invalid
 
@@ -116,7 +117,8 @@ def stored_html(row: RenderedMarkdown, name: str) -> str:
     return render_leniently(getattr(row, name))
 
 
-def _render_row(row, names, *, lenient: bool = False) -> None:
+def render_row(row, names, *, lenient: bool = False) -> None:
+    """Store the HTML of the named fields on the row, stamped with RENDERER_VERSION."""
     rendered = dict(row.markdown_html or {})
     for name in names:
         text = getattr(row, name)
@@ -125,7 +127,6 @@ def _render_row(row, names, *, lenient: bool = False) -> None:
     row.markdown_version = RENDERER_VERSION
 
 
-@event.listens_for(OrmSession, "before_flush")
 def _render_on_write(session, _context, _instances) -> None:
     """Every write path (API, CLI, demo, worker) renders changed Markdown fields here."""
     for row in [*session.new, *session.dirty]:
@@ -133,46 +134,19 @@ def _render_on_write(session, _context, _instances) -> None:
         if not names:
             continue
         if row in session.new:
-            _render_row(row, names)
+            render_row(row, names)
             continue
         state = inspect(row)
         changed = [n for n in names if state.attrs[n].history.has_changes()]
         if row.markdown_version != RENDERER_VERSION:
             # Text already stored cannot be refused any more; what changed now can.
-            _render_row(row, [n for n in names if n not in changed], lenient=True)
+            render_row(row, [n for n in names if n not in changed], lenient=True)
         if changed:
-            _render_row(row, changed)
+            render_row(row, changed)
 
 
-def rerender_stale(session: Session, tables: list[type] | None = None,
-                   batch: int = 200) -> int:
-    """Re-render rows whose HTML came from an older renderer; returns how many."""
-    count = 0
-    for table in tables or markdown_tables():
-        while True:
-            rows = session.exec(select(table).where(
-                table.markdown_version != RENDERER_VERSION).limit(batch)).all()
-            if not rows:
-                break
-            for row in rows:
-                _render_row(row, table.__markdown__, lenient=True)
-                session.add(row)
-            session.commit()
-            count += len(rows)
-    return count
-
-
-def markdown_tables() -> list[type]:
-    from app.agreements.tables import DisclosureAgreement
-    from app.incidents.tables import Incident, IncidentReport
-    from app.models.tables import AIModel
-    from app.plans.tables import ReleasePlan
-
-    return [AIModel, ReleasePlan, DisclosureAgreement, Incident, IncidentReport]
-
-
-def rerender_on_startup() -> None:
-    from app.db import session_scope
-
-    with session_scope() as session:
-        rerender_stale(session)
+def install() -> None:
+    """Render on write in every session of this process (app.db calls this for each
+    engine it makes; installing twice is a no-op)."""
+    if not event.contains(OrmSession, "before_flush", _render_on_write):
+        event.listen(OrmSession, "before_flush", _render_on_write)

@@ -8,19 +8,10 @@ import math
 import random
 import time
 
-from sqlalchemy import BigInteger, Column, Index, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import text
 
 from app.db import session_scope
-
-
-class RateCounter(SQLModel, table=True):
-    __tablename__ = "rate_counter"
-    __table_args__ = (Index("ix_rate_counter_window_start", "window_start"),)
-    bucket: str = Field(max_length=200, primary_key=True)
-    window_start: int = Field(sa_column=Column(BigInteger, primary_key=True))
-    count: int
-
+from app.runtime_tables import RateCounter  # noqa: F401 - its table (app/runtime_tables.py)
 
 # One statement on both databases: the row lock (PostgreSQL) or the write lock (SQLite)
 # makes concurrent callers each see a different count, so the limit holds exactly.

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 import anyio
-from sqlalchemy import BigInteger, Column, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, SQLModel
 
+from app.runtime_tables import ReadCacheVersion  # noqa: F401 - its table (app/runtime_tables.py)
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,6 @@ MAX_TOTAL_BYTES = 256 * 2**20
 # No public answer reads these, so writes to them need not drop the cache.
 _UNTRACKED = ("alembic_version", "read_cache_version", "rate_counter", "web_session",
               "login_failure")
-
-
-class ReadCacheVersion(SQLModel, table=True):
-    """One row: PostgreSQL's change counter (SQLite has `PRAGMA data_version` instead)."""
-    __tablename__ = "read_cache_version"
-    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 # --- PostgreSQL change counter (used by migration 0009 and by later migrations) -------

@@ -34,6 +34,7 @@ from pathlib import Path
 from app.auth.principal import ANONYMOUS
 from app.db import engine_for, open_session, upgrade
 from app.evals.tables import EvalResult
+from app.listeners import install_listeners
 from app.norms.gate import policies_for
 from app.norms.service import plan_compliance
 from app.plans.service import read_plan
@@ -163,6 +164,7 @@ def main() -> None:
         build(path, args.plans, args.results)
     url = f"sqlite:///{path}"
     configure(Settings(data_dir=out / "data", database_url=url, inprocess_worker=False))
+    install_listeners()  # this script is its process's entry point: recompute on commit
     engine = engine_for(url)
     rng = random.Random(1)
     ids = [rng.randint(1, args.plans) for _ in range(args.samples)]

@@ -15,9 +15,14 @@ from litestar.testing import TestClient
 
 from app import create_app
 from app.db import engine_for, upgrade
+from app.listeners import install_listeners
 from app.plans import cache
 from app.settings import Settings, configure
 from app.timeutil import freeze
+
+# The suite is this process's entry point: service tests write without create_app, and
+# their writes must render Markdown and recompute verdicts as the app's do.
+install_listeners()
 
 PG_ADMIN = os.environ.get("STAGEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PG_BASE = PG_ADMIN.rsplit("/", 1)[0]

@@ -18,15 +18,43 @@ from app.access.checkpoints import (
     visible_checkpoints,
 )
 from app.access.evals import visible_results, visible_runs
-from app.access.events import checkpoint_audience, entity_visible, visible_events
+from app.access.events import (
+    agreement_audience,
+    checkpoint_audience,
+    entity_visible,
+    model_audience,
+    plan_audience,
+    results_audience,
+    visible_events,
+)
 from app.access.incidents import counts_against_release, reachable, visible_incidents
 from app.access.models import model_visible, visible_models
 from app.access.plans import visible_plans
 
 __all__ = [
-    "Grant", "agreement_in_force", "agreement_in_force_at", "agreement_window", "checkpoint_audience", "checkpoint_visible",
-    "counts_against_release", "entity_visible", "grants_for", "may_download",
-    "model_visible", "partner_grant", "reachable", "visible_agreements",
-    "visible_checkpoints", "visible_events", "visible_incidents", "visible_models",
-    "visible_plans", "visible_results", "visible_runs",
+    "Grant",
+    "agreement_audience",
+    "agreement_in_force",
+    "agreement_in_force_at",
+    "agreement_window",
+    "checkpoint_audience",
+    "checkpoint_visible",
+    "counts_against_release",
+    "entity_visible",
+    "grants_for",
+    "may_download",
+    "model_audience",
+    "model_visible",
+    "partner_grant",
+    "plan_audience",
+    "reachable",
+    "results_audience",
+    "visible_agreements",
+    "visible_checkpoints",
+    "visible_events",
+    "visible_incidents",
+    "visible_models",
+    "visible_plans",
+    "visible_results",
+    "visible_runs",
 ]

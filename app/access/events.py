@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, and_, case, cast, false, or_, true
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.access.agreements import visible_agreements
 from app.access.checkpoints import visible_checkpoints
@@ -12,7 +12,7 @@ from app.access.incidents import reachable
 from app.access.models import visible_models
 from app.access.plans import visible_plans
 from app.agreements.tables import DisclosureAgreement
-from app.auth.principal import Principal
+from app.auth.principal import ANONYMOUS, Principal
 from app.checkpoints.tables import Checkpoint
 from app.evals.tables import EvalRun
 from app.events.tables import Event
@@ -76,6 +76,34 @@ def entity_visible(principal: Principal):
         branches.append((and_(Event.entity_type == kind, canonical), entity))
     branches.append((Event.entity_type.in_(OWN_AUDIENCE), true()))
     return case(*branches, else_=false())
+
+
+# -- write-time audiences: who an event is written for (visible_events rule 1) ---------
+
+def model_audience(model: AIModel) -> str:
+    return "public" if model.public else "lab"
+
+
+def plan_audience(session: Session, plan: ReleasePlan) -> str:
+    """Public once the public may read the plan (filed, of a visible model): the same
+    filter as reads, never "status is not draft" (a withdrawn draft stays with its lab)."""
+    return "public" if session.exec(select(ReleasePlan.id).where(
+        ReleasePlan.id == plan.id, visible_plans(ANONYMOUS))).first() is not None else "lab"
+
+
+def agreement_audience(agreement: DisclosureAgreement) -> tuple[str, object]:
+    """(visibility, visible_from): the disclosing lab until confidential_until, then
+    public; a draft or an undated agreement stays with the lab."""
+    public = agreement.proposed_at is not None and agreement.confidential_until is not None
+    return ("public", agreement.confidential_until) if public else ("lab", None)
+
+
+def results_audience(session: Session, model: AIModel, checkpoint_ids) -> str:
+    """Public only if every number is: results on a non-public checkpoint keep the event
+    (and its count) with the lab."""
+    return "public" if model.public and all(
+        session.get(Checkpoint, c).access_level == "public"
+        for c in checkpoint_ids if c is not None) else "lab"
 
 
 def checkpoint_audience(session: Session, ckpt: Checkpoint) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from app.access import (
+    agreement_audience,
     agreement_in_force,
     visible_agreements,
     visible_checkpoints,
@@ -216,13 +217,10 @@ def agreement_content(session: Session, agreement: DisclosureAgreement) -> dict:
 def _record(session: Session, actor: Principal, agreement: DisclosureAgreement, action: str,
             **data: Any) -> None:
     session.flush()
-    # Events follow the agreement's own confidentiality: the disclosing lab until the
-    # confidential_until date, then public; drafts and undated ones stay with the lab.
-    public = agreement.proposed_at is not None and agreement.confidential_until is not None
+    visibility, visible_from = agreement_audience(agreement)
     record(session, actor, "agreement", agreement.id, action,
            agreement_content(session, agreement), lab_id=agreement.lab_id,
-           visibility="public" if public else "lab",
-           visible_from=agreement.confidential_until if public else None,
+           visibility=visibility, visible_from=visible_from,
            data={"status": agreement.status, "version": agreement.version, **data})
 
 

@@ -12,6 +12,7 @@ from litestar.response import File, Stream
 from litestar.response.file import ASGIFileResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from app import flows
 from app.auth.principal import Principal
 from app.checkpoints import service
 from app.checkpoints.schemas import AccessLevel, CheckpointCreate, CheckpointRead, StageAttach
@@ -47,7 +48,7 @@ def _check_allowed(principal: Principal, data: CheckpointCreate) -> None:
 
 def _upload(principal: Principal, data: CheckpointCreate, files: list) -> CheckpointRead:
     with session_scope() as session:
-        ckpt = service.upload_checkpoint(session, principal, data, files)
+        ckpt = flows.upload_checkpoint(session, principal, data, files)
         return service.read_checkpoint(session, ckpt, principal)
 
 

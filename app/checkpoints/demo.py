@@ -9,10 +9,10 @@ from sqlmodel import Session, select
 
 from app.auth.principal import SYSTEM
 from app.checkpoints.schemas import CheckpointCreate
-from app.checkpoints.service import upload_checkpoint
 from app.checkpoints.tables import Checkpoint
 from app.db import session_scope
 from app.errors import NotFound
+from app.flows import upload_checkpoint
 from app.labs.service import create_lab
 from app.labs.tables import Lab
 from app.models.schemas import ModelCreate

@@ -59,9 +59,10 @@ def check_upload_allowed(session: Session, actor: Principal, data: CheckpointCre
 
 
 def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate,
-                      files: list[tuple[str, BinaryIO]], *, settings: Settings | None = None,
-                      enqueue: bool = True) -> Checkpoint:
-    """Check every file by content, then store blobs and the row; nothing is kept on refusal."""
+                      files: list[tuple[str, BinaryIO]], *,
+                      settings: Settings | None = None) -> Checkpoint:
+    """Check every file by content, then store blobs and the row; nothing is kept on
+    refusal. app.flows.upload_checkpoint also queues the evaluations."""
     model = check_upload_allowed(session, actor, data)
     if not files:
         raise Invalid("upload at least config.json and safetensors weights", field="files")
@@ -100,10 +101,6 @@ def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate
     session.flush()
     record(session, actor, "checkpoint", ckpt.id, "uploaded", checkpoint_state(ckpt),
            lab_id=ckpt.lab_id, visibility=checkpoint_audience(session, ckpt))
-    if enqueue:
-        from app.evals.service import enqueue_for_checkpoint
-
-        enqueue_for_checkpoint(session, actor, ckpt, reason="upload")
     return ckpt
 
 

@@ -7,6 +7,8 @@ a nice-10 worker thread still put the plan read's p99 at 5x idle during an evalu
 A child process at nice 10 with fewer torch threads than cores leaves the server its
 interpreter and a core. The server starts it on start-up, restarts it if it dies, and
 stops it (SIGTERM, then SIGKILL) on shutdown; the child exits if the server goes away.
+The worker (app/evals/worker.py) never imports this module; this module imports it only
+in the child and in the thread mode.
 """
 
 from __future__ import annotations
@@ -76,6 +78,27 @@ def start(settings: Settings):
     return stop
 
 
+def start_inprocess_worker(settings: Settings):
+    """The embedded worker; returns stop(). By default a child process at lower priority
+    (start, above); with STAGEGATE_WORKER_YIELD=0 a thread of this process at full speed
+    (one process, every core; public reads slow down while it runs)."""
+    if settings.worker_yield:
+        return start(settings)
+    from app.evals.worker import run_worker
+
+    stop_event = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(settings,),
+                              kwargs={"stop_event": stop_event}, daemon=True,
+                              name="stagegate-worker")
+    thread.start()
+
+    def stop(timeout: float = 5.0) -> None:
+        stop_event.set()
+        thread.join(timeout)
+
+    return stop
+
+
 def _exit_with_parent(parent: int) -> None:
     """The server may die without stopping us (SIGKILL): poll for it, then leave; the job
     in hand is retried by the next worker once its lease expires."""
@@ -87,8 +110,10 @@ def _exit_with_parent(parent: int) -> None:
 
 def main() -> None:
     from app.evals import worker
+    from app.listeners import install_listeners
     from app.settings import get_settings
 
+    install_listeners()  # this process's entry point: results recompute verdicts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     parent = int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from sqlmodel import Session, select
 
+from app.access import model_audience, results_audience
 from app.auth.principal import Principal
 from app.checkpoints.service import get_checkpoint
 from app.checkpoints.tables import Checkpoint
@@ -25,7 +26,7 @@ from app.labs.tables import Lab
 from app.models.service import get_model
 from app.models.tables import AIModel
 from app.safeyaml import check_depth, load_yaml
-from app.timeutil import digest
+from app.timeutil import digest, utcnow
 
 # Limits on one import: a real lm-eval results file or model card is tens of kB.
 MAX_RESULTS = 500
@@ -37,6 +38,9 @@ OWN_RESULT = re.compile(r"/api/v1/evals/results/(\d+)$")
 # lm-eval keys that are bookkeeping, not metrics, in files without `higher_is_better`.
 NOT_METRICS = {"alias", "sample_len", "samples", "name", "sample_count"}
 LOCAL_PATH = re.compile(r"^(?:/|~|\.{1,2}/|[A-Za-z]:[\\/])")
+# How far ahead of the registry's clock a file's own `date` may be: the harness writes
+# the clock of the machine that ran it, which may run a little fast.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _number(value) -> float | None:
@@ -129,7 +133,11 @@ def iso_date(raw) -> str | None:
     if raw is None or isinstance(raw, bool):
         return None
     if isinstance(raw, (int, float)) and math.isfinite(raw):
-        return datetime.fromtimestamp(raw, UTC).isoformat()
+        try:
+            return datetime.fromtimestamp(raw, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            raise Invalid(f"date {raw} is no time the registry can read",
+                          field="content.date") from None
     text = str(raw)
     for fmt in (None, "%Y-%m-%d-%H-%M-%S", "%Y%m%d-%H%M%S"):
         try:
@@ -186,9 +194,14 @@ def parse_lm_eval(doc) -> list[dict]:
     directions = _mapping(doc.get("higher_is_better"), "content.higher_is_better")
     subtasks = _mapping(doc.get("group_subtasks"), "content.group_subtasks")
     run_config = _mapping(doc.get("config"), "content.config")
+    measured = iso_date(doc.get("date"))
+    if measured is not None and datetime.fromisoformat(measured) > utcnow() + CLOCK_SKEW:
+        # Shown as when the lab measured: a claim about the future is no evidence.
+        raise Invalid(f"date {measured} is in the future; the registry's clock says "
+                      f"{utcnow().isoformat(timespec='seconds')}", field="content.date")
     origin = scrub_paths({
         "format": "lm-eval-harness", "lm_eval_version": doc.get("lm_eval_version"),
-        "git_hash": doc.get("git_hash"), "date": iso_date(doc.get("date")),
+        "git_hash": doc.get("git_hash"), "date": measured,
         "model": run_config.get("model"), "model_args": run_config.get("model_args"),
         "model_name": doc.get("model_name")})
     out = []
@@ -470,7 +483,7 @@ def import_reported(session: Session, actor: Principal, model_id: int,
     lab = session.get(Lab, model.lab_id)
     record(session, actor, "model", model.id, "reported_results_imported",
            {"model": f"{lab.slug}/{model.slug}", "results": [r.result_key for r in rows]},
-           lab_id=model.lab_id, visibility=_visibility(session, model, rows),
+           lab_id=model.lab_id, visibility=results_audience(session, model, [r.checkpoint_id for r in rows]),
            data={"format": data.format, "count": len(rows)})
     return rows
 
@@ -514,17 +527,8 @@ def adopt_card_metadata(session: Session, actor: Principal, model: AIModel, meta
         setattr(model, attr, value)
     session.add(model)
     record(session, actor, "model", model.id, "updated", model_state(model),
-           lab_id=model.lab_id, visibility="public" if model.public else "lab",
+           lab_id=model.lab_id, visibility=model_audience(model),
            data={"from_card": sorted(filled)})
-
-
-def _visibility(session: Session, model: AIModel, rows: list[EvalResult]) -> str:
-    # Public only if every number is: results for a non-public checkpoint keep the
-    # event (and its count) with the lab.
-    public = model.public and all(
-        r.checkpoint_id is None
-        or session.get(Checkpoint, r.checkpoint_id).access_level == "public" for r in rows)
-    return "public" if public else "lab"
 
 
 def _reported_row(session: Session, actor: Principal, result_id: int) -> EvalResult:
@@ -565,7 +569,7 @@ def update_reported(session: Session, actor: Principal, result_id: int,
     # Recorded on the model (like imports): its visibility rule then covers the event,
     # also after the result itself is deleted.
     record(session, actor, "model", model.id, "reported_result_updated", _state(row),
-           lab_id=model.lab_id, visibility=_visibility(session, model, [row]),
+           lab_id=model.lab_id, visibility=results_audience(session, model, [row.checkpoint_id]),
            data={"result_id": row.id})
     return row
 
@@ -573,7 +577,7 @@ def update_reported(session: Session, actor: Principal, result_id: int,
 def delete_reported(session: Session, actor: Principal, result_id: int) -> dict:
     row = _reported_row(session, actor, result_id)
     model = session.get(AIModel, row.model_id)
-    state, visibility = _state(row), _visibility(session, model, [row])
+    state, visibility = _state(row), results_audience(session, model, [row.checkpoint_id])
     session.delete(row)
     session.flush()
     record(session, actor, "model", model.id, "reported_result_deleted", state,

@@ -24,7 +24,9 @@ from app.evals.tables import EvalResult, EvalResultCheckpoint, EvalRun
 from app.events.service import record
 from app.models.service import find_model, get_model
 from app.models.tables import AIModel
+from app.norms.loader import policies_for
 from app.pagination import PageRequest, paginate
+from app.plans.tables import ReleasePlan
 from app.timeutil import digest, utcnow
 
 TRANSFER_SUITE = "detectability_transfer"
@@ -98,11 +100,22 @@ def transfer_family(session: Session, anchor: Checkpoint) -> list[Checkpoint]:
             if ACCESS_ORDER.get(c.access_level, 2) <= ACCESS_ORDER.get(anchor.access_level, 2)]
 
 
+def suites_for_model(session: Session, model_id: int) -> list[str] | None:
+    """Registry suites that the policies of the model's plans require measured; None when
+    no plan of the model follows a policy that names one (callers keep their default)."""
+    wanted: set[str] = set()
+    declared = session.exec(select(ReleasePlan.policies).where(
+        ReleasePlan.model_id == model_id, ReleasePlan.status != "withdrawn")).all()
+    for policy in policies_for([p for ids in declared for p in (ids or [])]):
+        for rule in policy.rules:
+            if rule.check == "required_evaluations" and rule.params.source != "reported":
+                wanted.update(s for s in rule.params.suites if s in suites())
+    return sorted(wanted) or None
+
+
 def required_suites(session: Session, model: AIModel) -> list[str]:
     """Suites every checkpoint of `model` must have: those the policies its plans follow
     require measured (app/norms); every suite when no policy names one."""
-    from app.norms.service import suites_for_model
-
     return suites_for_model(session, model.id) or sorted(suites())
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.orm import load_only
 from sqlmodel import Session, select
 
-from app.access import visible_models
+from app.access import model_audience, visible_models
 from app.auth.principal import Principal
 from app.errors import Conflict, NotFound
 from app.events.service import record
@@ -41,7 +41,7 @@ def create_model(session: Session, actor: Principal, data: ModelCreate) -> AIMod
     session.add(model)
     session.flush()
     record(session, actor, "model", model.id, "created", model_state(model), lab_id=lab.id,
-           visibility="public" if model.public else "lab")
+           visibility=model_audience(model))
     return model
 
 
@@ -119,7 +119,7 @@ def update_model(session: Session, actor: Principal, model_id: int, version: int
         model.public = public
     session.add(model)
     record(session, actor, "model", model.id, "updated", model_state(model),
-           lab_id=model.lab_id, visibility="public" if model.public else "lab")
+           lab_id=model.lab_id, visibility=model_audience(model))
     return model
 
 

@@ -6,8 +6,8 @@ from litestar import Controller
 
 from app.auth.principal import Principal
 from app.db import session_scope
-from app.ids import Id
 from app.http import PUBLIC, get, post
+from app.ids import Id
 from app.norms import service
 from app.norms.schemas import (
     ComplianceRead,

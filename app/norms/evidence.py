@@ -10,11 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from app.agreements.tables import (
-    AgreementScope,
-    AgreementSignature,
-    DisclosureAgreement,
-)
 from app.access import (
     counts_against_release,
     grants_for,
@@ -22,6 +17,11 @@ from app.access import (
     visible_incidents,
     visible_results,
     visible_runs,
+)
+from app.agreements.tables import (
+    AgreementScope,
+    AgreementSignature,
+    DisclosureAgreement,
 )
 from app.auth.principal import SYSTEM, Principal
 from app.checkpoints.tables import Checkpoint

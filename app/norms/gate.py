@@ -6,29 +6,10 @@ from datetime import date
 
 from sqlmodel import Session
 
-import app.norms.recompute  # noqa: F401 - installs the recompute listener
-from app.errors import Invalid, PolicyViolation
+from app.errors import PolicyViolation
 from app.norms.engine import judge_stage
 from app.norms.evidence import plan_facts
-from app.norms.loader import Policy, load_policies
-from app.settings import get_settings
-
-
-def known_policy_ids(ids: list[str]) -> list[str]:
-    """Declared policies must exist; duplicates collapse, order is kept."""
-    shipped = load_policies()
-    for index, policy_id in enumerate(ids):
-        if policy_id not in shipped:
-            raise Invalid(f"no policy {policy_id!r}; known: {', '.join(sorted(shipped))}",
-                          field=f"policies[{index}]")
-    return list(dict.fromkeys(ids))
-
-
-def policies_for(declared: list[str] | None) -> list[Policy]:
-    """What a plan is judged against: the mandatory policies, then the ones it declares."""
-    shipped = load_policies()
-    ids = dict.fromkeys([*get_settings().mandatory_policies, *(declared or [])])
-    return [shipped[i] for i in ids if i in shipped]
+from app.norms.loader import known_policy_ids, policies_for  # noqa: F401 (their old home)
 
 
 def gate_release(session: Session, plan, stage, release_date: date) -> None:

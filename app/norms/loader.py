@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from app.errors import Invalid, field_path
 from app.norms.checks import CHECKS
 from app.safeyaml import line_of
+from app.settings import get_settings
 
 POLICY_DIR = Path(__file__).resolve().parent.parent.parent / "policies"
 SCHEMA_PATH = POLICY_DIR / "policy.schema.json"
@@ -178,3 +179,20 @@ def _load(root: Path) -> dict[str, Policy]:
         policy = load_policy_dir(folder)
         out[policy.id] = policy
     return out
+
+
+def known_policy_ids(ids: list[str]) -> list[str]:
+    """Declared policies must exist; duplicates collapse, order is kept."""
+    shipped = load_policies()
+    for index, policy_id in enumerate(ids):
+        if policy_id not in shipped:
+            raise Invalid(f"no policy {policy_id!r}; known: {', '.join(sorted(shipped))}",
+                          field=f"policies[{index}]")
+    return list(dict.fromkeys(ids))
+
+
+def policies_for(declared: list[str] | None) -> list[Policy]:
+    """What a plan is judged against: the mandatory policies, then the ones it declares."""
+    shipped = load_policies()
+    ids = dict.fromkeys([*get_settings().mandatory_policies, *(declared or [])])
+    return [shipped[i] for i in ids if i in shipped]

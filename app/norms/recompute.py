@@ -4,7 +4,8 @@ A session listener notes which evidence rows a flush wrote (results, runs, agree
 and their signatures and scopes, incidents, model cards, plans, stages, exemptions) and,
 just before commit, re-judges only the plans that evidence can touch and records each
 verdict that changed as an event. No other service has to remember to call us, so no
-write path can forget to; the clock's part is `service.refresh_due`.
+write path can forget to; the clock's part is `service.refresh_due`. `install` is called
+by app/listeners.py (create_app, the CLI, the worker, the tests), not on import.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def install() -> None:
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "before_commit", _before_commit)
-        event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))
+        event.listen(Session, "after_soft_rollback", _after_soft_rollback)
 
 
-install()
+def _after_soft_rollback(session: Session, _transaction) -> None:
+    _after_rollback(session)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from app.access import visible_plans
+from app.access import plan_audience, visible_plans
 from app.auth.principal import ANONYMOUS, SYSTEM, Principal
 from app.errors import Invalid, NotFound
 from app.events.service import record
@@ -164,7 +164,7 @@ def sync_verdicts(session: Session, plan_ids, actor: Principal = SYSTEM) -> int:
                      "verdict": v.verdict}
             record(session, actor, "plan", plan.id, "verdict_changed", state,
                    lab_id=plan.lab_id,
-                   visibility="lab" if plan.status == "draft" else "public",
+                   visibility=plan_audience(session, plan),
                    data={"stage": v.stage, "policy": v.policy, "rule": v.rule,
                          "action_if_failing": v.action, "from": before, "to": v.verdict})
             changes += 1
@@ -213,7 +213,7 @@ def grant_exemption(session: Session, actor: Principal, plan_id: int,
     state = {"exemption": row.id, "stage": row.position, "policy": row.policy_id,
              "rule": row.rule_id, "expires_at": expires.isoformat()}
     record(session, actor, "plan", plan.id, "exemption_granted", state, lab_id=plan.lab_id,
-           visibility="lab" if plan.status == "draft" else "public",
+           visibility=plan_audience(session, plan),
            data={**state, "reason": row.reason})
     return row
 
@@ -232,7 +232,7 @@ def revoke_exemption(session: Session, actor: Principal, plan_id: int,
         state = {"exemption": row.id, "stage": row.position, "policy": row.policy_id,
                  "rule": row.rule_id}
         record(session, actor, "plan", plan.id, "exemption_revoked", state,
-               lab_id=plan.lab_id, visibility="lab" if plan.status == "draft" else "public",
+               lab_id=plan.lab_id, visibility=plan_audience(session, plan),
                data=state)
     return row
 
@@ -284,21 +284,3 @@ def simulate_policy(session: Session, principal: Principal, policy: Policy,
                           would_fail=sum(r.verdict == "fail" for r in results),
                           would_pend=sum(r.verdict == "pending" for r in results),
                           results=results)
-
-
-# -- evaluations the policies ask for ---------------------------------------------------
-
-def suites_for_model(session: Session, model_id: int) -> list[str] | None:
-    """Registry suites that the policies of the model's plans require measured; None when
-    no plan of the model follows a policy that names one (callers keep their default)."""
-    from app.evals.suites import SUITES
-
-    wanted: set[str] = set()
-    declared = session.exec(select(ReleasePlan.policies).where(
-        ReleasePlan.model_id == model_id, ReleasePlan.status != "withdrawn")).all()
-    for policy in policies_for([p for ids in declared for p in (ids or [])]):
-        for rule in policy.rules:
-            if rule.check == "required_evaluations" and rule.params.source != "reported":
-                wanted.update(s for s in rule.params.suites if s in SUITES)
-    return sorted(wanted) or None
-

@@ -8,6 +8,7 @@ import anyio
 import litestar
 from litestar import Controller, Request, Response
 
+from app import flows
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.http import PUBLIC, expected_version, get, patch, post, with_etag
@@ -91,7 +92,7 @@ class PlanController(Controller):
     def transition_stage(self, plan_id: Id, position: Id, data: TransitionIn,
                          request: Request, principal: Principal) -> Response[PlanRead]:
         with session_scope() as session:
-            plan = service.transition_stage(session, principal, plan_id, position, data.to,
+            plan = flows.transition_stage(session, principal, plan_id, position, data.to,
                                             expected_version(request, data.version),
                                             data.actual_date, data.reason)
             return with_etag(service.read_plan(session, plan))

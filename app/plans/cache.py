@@ -13,7 +13,6 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.settings import get_settings
@@ -84,8 +83,7 @@ def drop_on_commit(session: Session, plan_id: int) -> None:
     session.info.setdefault("changed_plans", set()).add(plan_id)
 
 
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
+def drop_changed_on_commit(session: Session) -> None:
     # Our own process's commits also bump data_version for the cache connection, but
     # dropping explicitly keeps the PostgreSQL path and the intent obvious.
     changed = session.info.pop("changed_plans", None)

@@ -65,7 +65,9 @@ def plan_show(client, plan_id: int, as_json: bool) -> None:
 @click.argument("plan_id", type=int)
 @click.argument("to")
 @click.option("--stage", "position", type=int, help="move this stage (its position) instead")
-@click.option("--actual-date", help="release date of a stage (YYYY-MM-DD)")
+@click.option("--actual-date",
+              help="release date of a stage (YYYY-MM-DD); default today (UTC). Never a future "
+                   "date; a past one only for a coordinator importing history")
 @click.option("--reason", help="why, recorded in the event log")
 @click.option("--version", type=int,
               help="refuse if the plan is no longer at this version (default: the current one)")

@@ -54,7 +54,9 @@ class TransitionIn(BaseModel):
     to: Literal[PLAN_STATUSES + STAGE_STATUSES] = Field(
         description="a plan status on a plan, a stage status on a stage")
     version: OptionalId = None
-    actual_date: date | None = None
+    actual_date: date | None = Field(default=None, description=(
+        "a stage's release day; default today (UTC). Never a future day; an earlier one "
+        "only by a coordinator importing history, recorded as backdated"))
     reason: str | None = Field(default=None, max_length=2000)
 
 

@@ -6,15 +6,15 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from app.access import visible_plans
-from app.auth.principal import ANONYMOUS, Principal
-from app.errors import Forbidden, Invalid, InvalidTransition, NotFound, PolicyViolation
+from app.access import plan_audience, visible_plans
+from app.auth.principal import Principal
+from app.errors import Invalid, InvalidTransition, NotFound, PolicyViolation
 from app.events.service import record
 from app.labs.tables import Lab
 from app.markdown import stored_html
 from app.models.service import find_model
 from app.models.tables import AIModel
-from app.norms.gate import gate_release, known_policy_ids
+from app.norms.loader import known_policy_ids
 from app.pagination import PageRequest, paginate
 from app.plans import cache
 from app.plans.schemas import PlanCreate, PlanRead, PlanUpdate, StageIn, StageRead
@@ -91,7 +91,7 @@ def _changed(session: Session, actor: Principal, plan: ReleasePlan, action: str,
                              author=actor.name, change=change, content=content,
                              digest=digest(content)))
     record(session, actor, "plan", plan.id, action, content, lab_id=plan.lab_id,
-           visibility="public" if is_public(session, plan.id) else "lab",
+           visibility=plan_audience(session, plan),
            data={"revision": number, "version": plan.version, **(data or {})})
     cache.drop_on_commit(session, plan.id)
 
@@ -122,9 +122,8 @@ def get_plan(session: Session, principal: Principal, plan_id: int) -> ReleasePla
 
 
 def is_public(session: Session, plan_id: int) -> bool:
-    """May an anonymous caller read this plan now? (The same filter, not a second rule.)"""
-    query = select(ReleasePlan.id).where(ReleasePlan.id == plan_id, visible_plans(ANONYMOUS))
-    return session.exec(query).first() is not None
+    """May an anonymous caller read this plan now? (app.access.plan_audience.)"""
+    return plan_audience(session, session.get(ReleasePlan, plan_id)) == "public"
 
 
 def list_plans(session: Session, principal: Principal, page: PageRequest, *,
@@ -211,7 +210,10 @@ def transition_plan(session: Session, actor: Principal, plan_id: int, to: str,
 
 def transition_stage(session: Session, actor: Principal, plan_id: int, position: int,
                      to: str, version: int | None, actual_date=None,
-                     reason: str | None = None) -> ReleasePlan:
+                     reason: str | None = None, *, gate) -> ReleasePlan:
+    """`gate(session, plan, stage, release_date)` raises PolicyViolation when a release
+    may not go out: the policy gate (app.norms.gate), passed in by app.flows because
+    plans sit below the norms in the layers. Required, so no release skips it."""
     plan = get_plan(session, actor, plan_id)
     stage = session.exec(select(Stage).where(Stage.plan_id == plan.id,
                                              Stage.position == position)).first()
@@ -229,7 +231,7 @@ def transition_stage(session: Session, actor: Principal, plan_id: int, position:
         try:
             # The policy gate: deny rules that do not hold stop the release (409, nothing
             # changed).
-            gate_release(session, plan, stage, released_on)
+            gate(session, plan, stage, released_on)
         except PolicyViolation as exc:
             # A coordinator importing history is judged too, but a deny cannot undo what
             # already happened: the verdict goes on the record instead.
@@ -262,10 +264,11 @@ def _release_date(actor: Principal, actual_date: date | None) -> tuple[date, dic
                       f"happens today ({today.isoformat()}, UTC) or earlier",
                       field="actual_date")
     if not actor.is_coordinator:
-        raise Forbidden(f"actual_date {actual_date.isoformat()} is before today "
-                        f"({today.isoformat()}, UTC): only a coordinator importing history "
-                        "may backdate a release; leave it out to release today",
-                        field="actual_date")
+        # 422, not 403: the value is what is refused, and the lab form keeps the input.
+        raise Invalid(f"actual_date {actual_date.isoformat()} is before today "
+                      f"({today.isoformat()}, UTC): only a coordinator importing history "
+                      "may backdate a release; leave it out to release today",
+                      field="actual_date")
     return actual_date, {"backdated": True, "actual_date": actual_date.isoformat(),
                          "recorded_on": today.isoformat(), "gate": []}
 

@@ -7,8 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from app.sqltypes import BIGINT
 from app.markdown import RenderedMarkdown
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 PLAN_STATUSES = ("draft", "filed", "active", "completed", "withdrawn")

@@ -7,11 +7,14 @@ from litestar import Router
 
 def web_route_handlers() -> list:
     """Every HTML page and feed, under one router that adds the security headers."""
+    from app.web.auth import signed_in_router
     from app.web.console import console_handlers
+    from app.web.forms import form_handlers
     from app.web.pages import SECURITY_HEADERS
     from app.web.public import public_handlers
 
-    return [Router(path="/", route_handlers=[*public_handlers(), *console_handlers()],
+    return [Router(path="/", route_handlers=[*public_handlers(), *console_handlers(),
+                                             signed_in_router("/lab", form_handlers())],
                    response_headers=SECURITY_HEADERS, include_in_schema=False)]
 
 

@@ -20,33 +20,12 @@ from app.incidents.search import SearchParams, search_incidents
 from app.markdown import render_markdown
 from app.web.auth import auth_handlers, signed_in_router
 from app.web.pages import page
+from app.web.problems import problem_of
 
 FILTERS = ("lab", "model", "harm_type", "severity", "status", "year")
 FACET_LABELS = {"status": "Status", "severity": "Severity", "harm_type": "Harm type",
                 "lab": "Lab", "model": "Model", "year": "Year"}
 PAGE_SIZE = 20
-
-
-def problem_of(exc: DomainError) -> dict:
-    """What a page shows of a refused action: the same fields as the API's problem."""
-    extra = dict(exc.extra)
-    violations = [_violation_text(v) for v in extra.pop("violations", None) or []]
-    return {"status": exc.status, "title": exc.title, "detail": exc.detail,
-            "errors": [{"field": exc.field, "reason": exc.detail}] if exc.field else [],
-            "violations": violations, "allowed": extra.get("allowed")}
-
-
-def _violation_text(v) -> str:
-    if isinstance(v, dict) and v.get("policy") and v.get("rule"):
-        # A policy verdict (app.norms): which rule, what was found, the lab's words, the fix.
-        text = f"{v['policy']}/{v['rule']} ({v.get('verdict')}): {v.get('detail', '')}. " \
-               f"{(v.get('message') or '').strip()}"
-        return f"{text} Fix: {v['fix']}." if v.get("fix") else text
-    if isinstance(v, dict):
-        head = v.get("check") or v.get("rule") or v.get("code") or ""
-        text = v.get("message") or v.get("detail") or v.get("reason") or ""
-        return f"{head}: {text}" if head and text else str(text or head or v)
-    return str(getattr(v, "message", v))
 
 
 def _query(filters: dict, **changes) -> str:
@@ -207,10 +186,7 @@ async def embargo_action(request: Request, principal: Principal, incident_id: in
 
 
 def console_handlers() -> list:
-    """Route handlers of the console and the lab forms, registered by app.web."""
-    from app.web.forms import form_handlers
-
+    """Route handlers of signing in and of the console, registered by app.web."""
     return [*auth_handlers(),
             signed_in_router("/console", [search_page, moderation_page, incident_page,
-                                          transition_action, embargo_action]),
-            signed_in_router("/lab", form_handlers())]
+                                          transition_action, embargo_action])]

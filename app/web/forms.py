@@ -13,6 +13,7 @@ from litestar import Request, Response
 from litestar.response import Redirect, Template
 from sqlmodel import select
 
+from app import flows
 from app.auth.principal import Principal
 from app.db import session_scope
 from app.errors import DomainError, Forbidden, Invalid
@@ -25,8 +26,8 @@ from app.plans import service
 from app.plans.schemas import PlanCreate, PlanUpdate
 from app.plans.tables import ACCESS_LEVELS, ARTIFACTS
 from app.plans.transitions import PLAN_MOVES, STAGE_DONE, STAGE_MOVES
-from app.web.console import problem_of
 from app.web.pages import page
+from app.web.problems import problem_of
 
 STAGE_FIELDS = ("name", "parameter_count", "checkpoint_ref", "planned_date", "access_level",
                 "rationale", "risk_assessment")
@@ -269,7 +270,7 @@ async def move_stage_form(request: Request, principal: Principal, plan_id: int,
         except ValueError:
             raise Invalid("give a date like 2019-02-14", field="actual_date") from None
         with session_scope() as session:
-            service.transition_stage(session, principal, plan_id, position, to,
+            flows.transition_stage(session, principal, plan_id, position, to,
                                      _version(form), actual,
                                      str(form.get("reason", "")).strip()[:2000] or None)
         return f"Stage {position} moved to {to}."

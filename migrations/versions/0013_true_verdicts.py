@@ -41,6 +41,11 @@ def upgrade() -> None:
     op.create_index('ix_eval_result_checkpoint_checkpoint_id', 'eval_result_checkpoint',
                     ['checkpoint_id'])
     _name_checkpoints_of_existing_results(op.get_bind())
+    if op.get_bind().dialect.name == 'postgresql':
+        # A new table needs the read cache's change trigger (see 0009).
+        from app.readcache import install_pg_triggers
+
+        install_pg_triggers(op.get_bind())
 
 
 def _name_checkpoints_of_existing_results(bind) -> None:

@@ -114,3 +114,26 @@ def test_show_lists_the_files_and_hides_internal_ones(world, client, tmp_path, s
     assert code == 0 and json.loads(out)["access_level"] == "internal"
     code, out, err = stagegate("checkpoint", "show", ids["s2"], as_=world.b_member)
     assert code == 2 and out == "" and err.startswith("error: 404")
+
+
+def test_cli_attaches_a_checkpoint_to_a_stage_at_upload_and_after(world, client, tmp_path,
+                                                                  stagegate):
+    plan = world.plan(filed=True)
+    src = tiny_gpt2(tmp_path)
+    code, out, err = stagegate("checkpoint", "upload", src, "--model", "lab-a/m", "--name",
+                               "s3", "--stage", f"{plan}:3", "--no-progress",
+                               as_=world.a_member)
+    assert code == 0, err
+    assert "stage 3 (" in out and f"of plan {plan}" in out
+    ckpt = client.get("/api/v1/checkpoints", headers=world.a_member.headers).json()["items"][0]
+    assert ckpt["stage"]["plan"] == plan and ckpt["stage"]["stage"] == 3
+    code, out, err = stagegate("checkpoint", "attach", ckpt["id"], f"{plan}:4",
+                               as_=world.a_member)
+    assert code == 0 and "attached, stage 4" in out, err
+    code, out, err = stagegate("checkpoint", "detach", ckpt["id"], as_=world.a_member)
+    assert code == 0 and "attached to no stage" in out, err
+    code, _, err = stagegate("checkpoint", "attach", ckpt["id"], "three", as_=world.a_member)
+    assert code == 2 and "PLAN:N" in err
+    code, _, err = stagegate("checkpoint", "attach", ckpt["id"], f"{plan}:9",
+                             as_=world.a_member)
+    assert code != 0 and "(stage)" in err and "Traceback" not in err

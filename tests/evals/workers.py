@@ -14,11 +14,11 @@ from sqlmodel import func, select
 
 from app.auth.principal import SYSTEM
 from app.checkpoints.schemas import CheckpointCreate
-from app.checkpoints.service import upload_checkpoint
 from app.db import ROOT, session_scope
 from app.evals import service
 from app.evals.tables import EvalResult, EvalRun
 from app.evals.worker import run_worker
+from app.flows import upload_checkpoint
 from tests.checkpoints.tiny import SMALL, corpus
 
 

@@ -240,7 +240,7 @@ def test_required_suites_follow_the_policies_of_the_models_plans(client, world):
     file(client, world, ["pai-publication-norms"], [{"name": "a", "access_level": "api"}])
     with session_scope() as s:  # no policy names a registry suite: every suite, as before
         assert len(required_suites(s, s.get(AIModel, world.model_a))) == 3
-    from app.norms.service import suites_for_model
+    from app.evals.service import suites_for_model
 
     with session_scope() as s:
         assert suites_for_model(s, world.model_a) is None

@@ -12,11 +12,11 @@ from app.auth.principal import SYSTEM
 from app.auth.service import create_token, create_user
 from app.checkpoints.demo import DEMO_MODEL, _ensure_model, _ensure_plan
 from app.checkpoints.schemas import CheckpointCreate
-from app.checkpoints.service import upload_checkpoint
 from app.db import session_scope
 from app.demo import load_demo
 from app.evals import service as evals
 from app.evals.tables import EvalResult, EvalRun
+from app.flows import upload_checkpoint
 from app.incidents.schemas import IncidentCreate
 from app.incidents.service import submit_incident, transition_incident
 from app.models.service import find_model
