@@ -15,6 +15,8 @@ from sqlmodel import select
 
 from app import flows
 from app.auth.principal import Principal
+from app.checkpoints import service as checkpoints
+from app.checkpoints.tables import Checkpoint
 from app.db import session_scope
 from app.errors import DomainError, Forbidden, Invalid
 from app.http import get
@@ -181,11 +183,16 @@ def _plan_context(principal: Principal, plan_id: int, rows: list[dict] | None = 
         # The public page exists when an anonymous reader may see the plan: the plans'
         # own visibility rule (a withdrawn draft or a private model's plan has none).
         public = service.is_public(session, row.id)
+        stage_at = {s.id: s.position for s in service.stages_of(session, row.id)}
+        hosted = [{"id": c.id, "name": c.name, "access_level": c.access_level,
+                   "stage": stage_at.get(c.stage_id)}
+                  for c in session.exec(select(Checkpoint).where(
+                      Checkpoint.model_id == row.model_id).order_by(Checkpoint.id))]
     current = [{**{k: ("" if getattr(s, k) is None else str(getattr(s, k)))
                    for k in STAGE_FIELDS}, "artifacts": list(s.artifacts), "status": s.status}
                for s in plan.stages]
     return _form_context(
-        principal, plan=plan, public=public, models=[],
+        principal, plan=plan, public=public, models=[], hosted=hosted,
         rows=rows if rows is not None else current + [_blank_row() for _ in range(BLANK_ROWS)],
         values=values or {"model": plan.model, "title": plan.title, "summary": plan.summary,
                           "policies": list(plan.policies)},
@@ -277,6 +284,22 @@ async def move_stage_form(request: Request, principal: Principal, plan_id: int,
     return await _plan_action(request, principal, plan_id, run)
 
 
+@litestar.post("/plans/{plan_id:int}/checkpoints", status_code=303)
+async def attach_checkpoint_form(request: Request, principal: Principal,
+                                 plan_id: int) -> Response:
+    def run(form, _stages):
+        raw_id, raw_stage = str(form.get("checkpoint", "")), str(form.get("stage", ""))
+        if not raw_id.isdigit():
+            raise Invalid("choose a checkpoint", field="checkpoint")
+        position = int(raw_stage) if raw_stage.isdigit() else None
+        with session_scope() as session:
+            checkpoints.attach_to_stage(session, principal, int(raw_id),
+                                        plan_id if position else None, position)
+        return (f"Checkpoint attached to stage {position}." if position
+                else "Checkpoint detached from its stage.")
+    return await _plan_action(request, principal, plan_id, run)
+
+
 def form_handlers() -> list:
     return [lab_home, new_plan_form, file_plan_form, edit_plan_form, revise_plan_form,
-            move_plan_form, move_stage_form]
+            move_plan_form, move_stage_form, attach_checkpoint_form]

@@ -54,13 +54,15 @@ def rule_sentence(check: str, params: dict) -> str:
                 f"{_words(p['safeguards'])} shipped with the stage.")
     if check == "partner_agreement":
         kinds = f" ({_words(p['kinds'])})" if p.get("kinds") else ""
-        days = f", in force at least {_plural(p['min_days'], 'day')} before its release" \
+        days = f" for at least {_plural(p['min_days'], 'day')} before its release" \
             if p.get("min_days") else ""
-        return (f"A signed agreement{kinds} covering the stage's checkpoint with at least "
-                f"{_plural(p.get('min_partners', 1), 'partner lab')}{days}.")
+        return (f"At least {_plural(p.get('min_partners', 1), 'partner lab')} able to "
+                f"download the stage's hosted checkpoint under a signed agreement{kinds}"
+                f"{days}.")
     if check == "no_open_incidents":
         return (f"No unresolved incident of {p.get('min_severity', 'high')} severity or "
-                "worse on the model.")
+                "worse on the model that a coordinator confirmed or the lab acknowledged "
+                "(unreviewed claims are shown, not counted).")
     if check == "model_card_complete":
         return (f"The model card has these sections written (at least "
                 f"{_plural(p.get('min_chars', 20), 'character')} each): "
@@ -110,9 +112,15 @@ def evidence_href(item: dict) -> str | None:
 
 
 def evidence_label(item: dict) -> str:
-    extra = ", ".join(f"{k} {v}" for k, v in item.items()
-                      if k not in ("kind", "id", "href") and v not in (None, ""))
-    return f"{item.get('kind')} {item.get('id')}{f' ({extra})' if extra else ''}"
+    kind = item.get("kind")
+    if item.get("confidential"):
+        # Evidence the reader may not see: counted, never named (app.norms.engine).
+        n = item["confidential"]
+        return f"{n} {kind}{'s' if n != 1 else ''} you may not see"
+    extra = ", ".join("under review (not counted)" if k == "under_review" else f"{k} {v}"
+                      for k, v in item.items()
+                      if k not in ("kind", "id", "href") and v not in (None, "", False))
+    return f"{kind} {item.get('id')}{f' ({extra})' if extra else ''}"
 
 
 def shown(value) -> str:

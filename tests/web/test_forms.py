@@ -155,3 +155,31 @@ def test_public_page_link_only_when_the_public_may_read_the_plan(member, people)
     for loc, linked in links.items():
         public = member.get(loc.replace("/lab/plans/", "/plans/"), headers=HTML)
         assert public.status_code == (200 if linked else 404)
+
+
+def test_attach_a_hosted_checkpoint_to_a_stage_in_the_form(member, people):  # noqa: F811
+    from tests.norms.test_compliance import add_checkpoint
+
+    r = file_plan(member)
+    location = r.headers["location"].split("?")[0]
+    plan_id = int(location.rsplit("/", 1)[1])
+    page = member.get(location, headers=HTML)
+    assert "No checkpoint of this model is hosted yet" in page.text
+    ckpt = add_checkpoint(people.model_a, "355M")
+    page = member.get(location, headers=HTML)
+    assert "355M (public): no stage" in page.text
+    r = member.post(f"{location}/checkpoints", headers=HTML, follow_redirects=False,
+                    data={"checkpoint": str(ckpt), "stage": "2",
+                          "_csrf_token": token_of(page.text)})
+    assert r.status_code == 303, r.text
+    page = member.get(r.headers["location"], headers=HTML)
+    assert "Checkpoint attached to stage 2." in page.text and "355M (public): stage 2" in page.text
+    got = member.get(f"/api/v1/checkpoints/{ckpt}", headers=people.a_member.headers).json()
+    assert got["stage"] == {"plan": plan_id, "stage": 2, "name": "355M"}
+    # A stage that does not exist: the page again, naming the field, nothing changed.
+    r = member.post(f"{location}/checkpoints", headers=HTML,
+                    data={"checkpoint": str(ckpt), "stage": "9",
+                          "_csrf_token": token_of(page.text)})
+    assert r.status_code == 422 and "stage" in r.text
+    got = member.get(f"/api/v1/checkpoints/{ckpt}", headers=people.a_member.headers).json()
+    assert got["stage"]["stage"] == 2

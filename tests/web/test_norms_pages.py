@@ -28,9 +28,10 @@ def test_policy_pages_say_each_rule_in_plain_words(client, demo):
     page = client.get("/policies/gpt2-2019", headers=HTML).text
     assert "Staged release in the manner of GPT-2 (2019)" in page
     assert "At least 60 days between two releases." in page
-    assert ("A signed agreement covering the stage&#39;s checkpoint with at least 2 partner "
-            "labs, in force at least 60 days before its release.") in page
-    assert "No unresolved incident of high severity or worse on the model." in page
+    assert ("At least 2 partner labs able to download the stage&#39;s hosted checkpoint "
+            "under a signed agreement for at least 60 days before its release.") in page
+    assert ("No unresolved incident of high severity or worse on the model that a "
+            "coordinator confirmed or the lab acknowledged") in page
     assert "deny: the stage cannot be released while this fails" in page
     assert "warn: shown, never blocks" in page
     assert "Leave at least 60 days between open-weight releases" in page  # its message
@@ -167,3 +168,37 @@ def test_lab_form_files_and_revises_the_policies_a_plan_follows(client, people):
     assert r.status_code == 303, r.text
     api = client.get(f"/api/v1/plans/{plan_id}", headers=people.a_member.headers).json()
     assert api["policies"] == ["gpt2-2019"]
+
+
+def test_an_outsider_reads_a_true_verdict_counting_a_confidential_agreement(client, people):  # noqa: F811
+    """The plan page judges on all evidence: an outsider sees the verdict the lab sees,
+    with '1 agreement you may not see' where the lab sees the agreement's link."""
+    from app.agreements.service import sign_agreement
+    from app.auth.principal import SYSTEM
+    from app.db import session_scope
+    from app.labs.service import create_lab
+    from tests.agreements.conftest import draft, propose
+    from tests.norms.test_evidence_events import partners_checkpoint
+
+    with session_scope() as s:
+        create_lab(s, SYSTEM, "lab-c", "Lab C")
+    today = datetime.now(UTC).date()
+    r = client.post("/api/v1/plans", headers=people.a_member.headers, json={
+        "model": "lab-a/m", "title": "Partnered", "file": True, "policies": ["gpt2-2019"],
+        "stages": [{"name": "only", "access_level": "public_weights",
+                    "planned_date": (today + timedelta(days=120)).isoformat()}]})
+    plan = r.json()
+    partners_checkpoint(plan["id"], 1, "only")
+    agreement = propose(client, people, draft(
+        client, people, parties=["lab-c"],
+        scope={"stages": [{"plan": plan["id"], "position": 1}]},
+        ends_at=(datetime.now(UTC) + timedelta(days=365)).isoformat()))
+    with session_scope() as s:  # lab-c's admin signs on paper; the operator records it
+        sign_agreement(s, SYSTEM, agreement["id"], "lab-c")
+    lab = client.get(f"/plans/{plan['id']}", headers=people.a_member.headers | HTML).text
+    assert f'href="/agreements/{agreement["id"]}"' in lab
+    outsider = client.get(f"/plans/{plan['id']}", headers=HTML).text
+    assert "1 agreement you may not see" in outsider
+    assert f'/agreements/{agreement["id"]}' not in outsider and "lab-c" not in outsider
+    verdict = re.compile(r'class="verdict-(\w+)" data-rule="gpt2-2019/partner-analysis-before')
+    assert verdict.search(lab).group(1) == verdict.search(outsider).group(1) == "fail"
