@@ -343,14 +343,16 @@ def partner_agreement(plan, stage, p: PartnerAgreement, when) -> Outcome:
         if found is None:
             n = len(a.partners_with_access(stage.position, at))
             why = why or (f"agreement {a.id} lets {n} partner(s) download stage "
-                          f"{stage.position}'s checkpoints on {day(at)}")
+                          f"{stage.position}'s checkpoints on {day(at)}; "
+                          f"{p.min_partners} are needed")
             continue
         if best is None or found[0] > best[1]:
             best = (a, found[0], found[1])
     if best is None:
         return Outcome("fail", why, threshold=threshold, evidence=refs,
-                       fix="get the agreement signed and in force, covering the stage's "
-                           "checkpoint at partners access, before the release")
+                       fix=f"have at least {p.min_partners} partner labs sign an agreement "
+                           f"in force that covers stage {stage.position} (attach its "
+                           "checkpoint to the stage, at partners access) before the release")
     a, days, since = best
     partners = sorted(a.partners_with_access(stage.position, at))
     base = dict(evidence=[ref("agreement", a.id, partners=partners)], measured=days,
