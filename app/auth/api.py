@@ -27,9 +27,16 @@ class AccountController(Controller):
 
     @delete("/users/{name:str}")
     def deactivate_user(self, name: str, principal: Principal) -> UserRead:
-        """Coordinators: the account's tokens answer 401 from now on."""
+        """Coordinators: at once, the account's tokens are revoked, its web sessions end
+        and it can no longer sign in."""
         with session_scope() as session:
             return UserRead.model_validate(service.deactivate_user(session, principal, name))
+
+    @post("/users/{name:str}/reactivate", status_code=200)
+    def reactivate_user(self, name: str, principal: Principal) -> UserRead:
+        """Coordinators: the account may sign in again; its old tokens stay revoked."""
+        with session_scope() as session:
+            return UserRead.model_validate(service.reactivate_user(session, principal, name))
 
     @get("/me")
     def me(self, principal: Principal) -> Me:

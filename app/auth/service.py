@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from datetime import datetime
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.auth.principal import ANONYMOUS, Principal
-from app.auth.tables import ApiToken, User
+from app.auth.tables import ApiToken, User, WebSession
 from app.errors import Conflict, Invalid, NotFound, Unauthorized
 from app.events.service import record
 from app.labs.tables import LAB_ROLES, Lab, Membership
@@ -87,14 +89,50 @@ def add_member(session: Session, actor: Principal, lab_slug: str, user_name: str
 
 
 def deactivate_user(session: Session, actor: Principal, name: str) -> User:
-    """Coordinators switch an account off; its tokens answer 401 from now on. The row
-    stays: events and revisions still name their author."""
+    """Coordinators switch an account off. At once: its tokens are revoked (and answer
+    401), its web sessions are deleted, and password sign-in is refused; every request
+    also re-checks deactivated_at, so nothing in flight outlives it. The row stays:
+    events and revisions still name their author."""
     actor.require_coordinator()
     user = get_user(session, name)
     if user.deactivated_at is None:
-        user.deactivated_at = utcnow()
+        now = utcnow()
+        user.deactivated_at = now
         session.add(user)
+        for token in session.exec(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                         ApiToken.revoked_at.is_(None))):
+            token.revoked_at = now
+            session.add(token)
+        end_web_sessions(session, user.id)
         record(session, actor, "user", user.id, "deactivated", {"name": name},
+               visibility="private")
+    return user
+
+
+def end_web_sessions(session: Session, user_id: int) -> int:
+    """Deletes every browser session signed in as this user (session data is small JSON
+    holding the user id; ids are stored hashed, so the rows are found by their data)."""
+    ended = 0
+    for key_hash, data in session.exec(select(WebSession.key_hash, WebSession.data)).all():
+        try:
+            uid = json.loads(bytes(data)).get("uid")
+        except (ValueError, AttributeError):
+            continue
+        if uid == user_id:
+            session.execute(sa_delete(WebSession).where(WebSession.key_hash == key_hash))
+            ended += 1
+    return ended
+
+
+def reactivate_user(session: Session, actor: Principal, name: str) -> User:
+    """Coordinators switch an account back on. Its old tokens stay revoked and its old
+    sessions stay ended: the user signs in again and makes new tokens."""
+    actor.require_coordinator()
+    user = get_user(session, name)
+    if user.deactivated_at is not None:
+        user.deactivated_at = None
+        session.add(user)
+        record(session, actor, "user", user.id, "reactivated", {"name": name},
                visibility="private")
     return user
 
@@ -167,10 +205,10 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
     token, user = row if row else (None, None)
     if token is None or not hmac.compare_digest(token.token_hash, hash_token(secret)):
         raise Unauthorized("unknown token")
+    if user is None or user.deactivated_at is not None:
+        raise Unauthorized("this token's user no longer exists or is deactivated")
     if token.revoked_at is not None:
         raise Unauthorized("token revoked")
     if token.expires_at is not None and token.expires_at <= utcnow():
         raise Unauthorized("token expired")
-    if user is None or user.deactivated_at is not None:
-        raise Unauthorized("this token's user no longer exists or is deactivated")
     return principal_for_user(session, user)

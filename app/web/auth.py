@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import replace
-from urllib.parse import quote
+from secrets import compare_digest
+from urllib.parse import quote, urlsplit
 
 import anyio
 import litestar
 from litestar import Request, Response, Router
 from litestar.connection import ASGIConnection
+from litestar.datastructures import CacheControlHeader, Headers
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import PermissionDeniedException
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
+from litestar.middleware._utils import should_bypass_middleware
+from litestar.middleware.csrf import (
+    CSRF_SECRET_LENGTH,
+    CSRFMiddleware,
+    generate_csrf_hash,
+    generate_csrf_token,
+)
 from litestar.response import Redirect, Template
+from litestar.utils.scope.state import ScopeState
 
 from app.auth.passwords import check_login
 from app.auth.principal import Principal
 from app.auth.service import principal_for_user
 from app.db import session_scope
 from app.errors import Unauthorized
-from app.incidents.api import client_address
 from app.http import PUBLIC, domain_error_handler, get, post
+from app.incidents.api import client_address
+from app.settings import get_settings
 from app.web.auth_sessions import (
     LAZY_SECRET,
     PASSWORD_KEY,
@@ -37,25 +51,99 @@ SIGNED_IN = {"browser_session": True}
 
 
 class BrowserCSRFMiddleware(CSRFMiddleware):
-    """Litestar's CSRF check (CSRFConfig), skipped only where it protects nothing: a write
-    to a page that needs a sign-in, sent without a session cookie, acts as nobody and is
-    refused with 401 by the guard. Public forms (sign-in) are always checked."""
+    """Litestar's double-submit CSRF check (CSRFConfig), with three changes:
+
+    - the token is bound to the signed-in session: it is signed with a key derived from
+      the session id, so a token from one session (or from before sign-in) never
+      validates for another; a page of a new session gets a new token;
+    - a cross-site write is refused (403) before anything else: an `Origin` that is
+      present and not this site, or `Sec-Fetch-Site: cross-site`;
+    - the check is skipped only where it protects nothing: a write to a page that needs a
+      sign-in, sent without a session cookie, acts as nobody and is refused with 401 by
+      the guard. Public forms (sign-in) are always checked."""
 
     async def __call__(self, scope, receive, send) -> None:
         if self.config.secret == LAZY_SECRET:
             self.config = replace(self.config, secret=csrf_secret())
-        handler = scope.get("route_handler")
-        if (scope["type"] == "http" and scope.get("method") not in self.config.safe_methods
-                and handler is not None and not handler.opt.get("public")
-                and SESSION_COOKIE not in ASGIConnection(scope).cookies):
+        if scope["type"] != "http" or should_bypass_middleware(
+                scope=scope, scopes=self.scopes,
+                exclude_opt_key=self.config.exclude_from_csrf_key,
+                exclude_path_pattern=self.exclude):
             await self.app(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        unsafe = scope.get("method") not in self.config.safe_methods
+        if unsafe and cross_site(scope):
+            raise PermissionDeniedException("cross-site form submissions are refused")
+        handler = scope.get("route_handler")
+        cookies = ASGIConnection(scope).cookies
+        if (unsafe and handler is not None and not handler.opt.get("public")
+                and SESSION_COOKIE not in cookies):
+            await self.app(scope, receive, send)
+            return
+        secret = self._bound_secret(scope, cookies.get(SESSION_COOKIE))
+        cookie = cookies.get(self.config.cookie_name)
+        state = ScopeState.from_scope(scope)
+        if not unsafe:
+            valid = bool(cookie) and self._decode(cookie, secret) is not None
+            token = cookie if valid else generate_csrf_token(secret=secret)
+            state.csrf_token = token
+            await self.app(scope, receive, self.create_send_wrapper(
+                send=send, token=token, csrf_cookie=cookie if valid else None))
+            return
+        request = scope["litestar_app"].request_class(scope=scope, receive=receive)
+        submitted = request.headers.get(self.config.header_name)
+        if not submitted and request.content_type[0] in {RequestEncodingType.URL_ENCODED,
+                                                         RequestEncodingType.MULTI_PART}:
+            submitted = (await request.form()).get("_csrf_token")
+        if isinstance(submitted, str) and cookie:
+            mine, theirs = self._decode(submitted, secret), self._decode(cookie, secret)
+            if mine is not None and theirs is not None and compare_digest(mine, theirs):
+                state.csrf_token = submitted
+                await self.app(scope, receive, send)
+                return
+        raise PermissionDeniedException("CSRF token verification failed")
+
+    def _bound_secret(self, scope, session_id: str | None) -> str:
+        # Bound only to a session that loaded (a signed-in browser): a stale or garbage
+        # cookie is deleted by the session backend, and the sign-in form must still work.
+        loaded = (scope.get("state") or {}).get("loaded_session")
+        binding = session_id if (loaded and session_id) else ""
+        return hmac.new(self.config.secret.encode(), b"session:" + binding.encode(),
+                        hashlib.sha256).hexdigest()
+
+    @staticmethod
+    def _decode(token: str, secret: str) -> str | None:
+        if len(token) < CSRF_SECRET_LENGTH + 1:
+            return None
+        head, mac = token[:CSRF_SECRET_LENGTH], token[CSRF_SECRET_LENGTH:]
+        return head if compare_digest(mac, generate_csrf_hash(head, secret)) else None
+
+
+def cross_site(scope) -> bool:
+    """A write sent from another site: `Sec-Fetch-Site: cross-site`, or an `Origin` that
+    is present and names neither this request's host nor STAGEGATE_PUBLIC_URL's."""
+    headers = Headers.from_scope(scope)
+    if headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    ours = {headers.get("host", "").lower()}
+    public = get_settings().public_url
+    if public:
+        ours.add(urlsplit(public).netloc.lower())
+    try:
+        netloc = urlsplit(origin.strip()).netloc.lower()
+    except ValueError:
+        return True
+    return not netloc or netloc not in ours
 
 
 def safe_next(value: str | None, default: str) -> str:
-    """Only a path on this site: never `//host` or a scheme (no open redirect)."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
+    """Only a path on this site: never `//host`, a scheme, a backslash or a control
+    character (browsers drop tabs and newlines, so `/<TAB>/evil.example` is `//evil...`)."""
+    if (value and value.startswith("/") and not value.startswith("//") and "\\" not in value
+            and not any(ord(c) < 32 or ord(c) == 127 for c in value)):
         return value
     return default
 
@@ -93,11 +181,11 @@ async def log_in(request: Request) -> Response:
     client = client_address(request)
 
     def check():
-        with session_scope() as session:
-            result = check_login(session, name, password, client)
-            user = result.user
-            if user is None:
-                return result, None, None
+        result = check_login(name, password, client)  # argon2 outside any transaction
+        user = result.user
+        if user is None:
+            return result, None, None
+        with session_scope(write=False) as session:
             return result, principal_for_user(session, user), password_mark(user)
 
     result, principal, mark = await anyio.to_thread.run_sync(check)
@@ -125,7 +213,9 @@ def log_out(request: Request, principal: Principal) -> Response:
 
 def signed_in_router(path: str, handlers: list) -> Router:
     """Pages behind a sign-in: principal from the session, browsers sent to sign in."""
+    # no-store: a signed-in page must not stay in a shared or back-button cache.
     return Router(path=path, route_handlers=handlers, opt=SIGNED_IN,
+                  cache_control=CacheControlHeader(no_store=True),
                   exception_handlers={Unauthorized: unauthorized})
 
 

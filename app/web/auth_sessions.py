@@ -108,8 +108,17 @@ class SessionBackend(ServerSideSessionBackend):
         state = connection.scope.get("state", {})
         had_cookie = bool(connection.cookies.get(self.config.key))
         if scope_session is Empty or not scope_session:
-            if had_cookie:  # signed out: forget it here and in the browser
-                await super().store_in_message(Empty, message, connection)
+            if had_cookie:
+                # Signed out: end the session in the store (the only write), and in any
+                # case delete the cookie in the browser (Max-Age=0), so a stale or garbage
+                # cookie costs one response header, never a database write per request.
+                if state.get("loaded_session"):
+                    store = self.config.get_store_from_app(connection.scope["app"])
+                    await self.delete(connection.cookies.get(self.config.key), store=store)
+                MutableScopeHeaders.from_message(message).add(
+                    "Set-Cookie", Cookie(value="", key=self.config.key, max_age=0, expires=0,
+                                         **self._cookie_params(max_age=False))
+                    .to_header(header=""))
             return
         if had_cookie and scope_session == state.get("loaded_session"):
             return  # unchanged: no write per page view
@@ -122,12 +131,14 @@ class SessionBackend(ServerSideSessionBackend):
             session_id = secrets.token_hex(self.config.session_id_bytes)
         await self.set(session_id=session_id, data=self.serialize_data(scope_session),
                        store=store)
-        params = {k: getattr(self.config, k) for k in
-                  ("path", "domain", "secure", "httponly", "samesite", "max_age")
-                  if getattr(self.config, k) is not None}
         MutableScopeHeaders.from_message(message).add(
             "Set-Cookie", Cookie(value=session_id, key=self.config.key,
-                                 **params).to_header(header=""))
+                                 **self._cookie_params()).to_header(header=""))
+
+    def _cookie_params(self, max_age: bool = True) -> dict:
+        names = ("path", "domain", "secure", "httponly", "samesite") + (
+            ("max_age",) if max_age else ())
+        return {k: getattr(self.config, k) for k in names if getattr(self.config, k) is not None}
 
 
 class SessionConfig(ServerSideSessionConfig):
@@ -165,7 +176,9 @@ def password_mark(user: User) -> str:
 def _resolve(uid: int, mark: str) -> Principal:
     with session_scope(write=False) as session:
         user = session.exec(select(User).where(User.id == uid)).first()
-        if user is None or not user.password_hash or password_mark(user) != mark:
+        # Checked on every request, so a deactivated account's sessions end at once.
+        if (user is None or user.deactivated_at is not None or not user.password_hash
+                or password_mark(user) != mark):
             return ANONYMOUS
         return principal_for_user(session, user)
 

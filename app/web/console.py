@@ -17,6 +17,7 @@ from app.errors import DomainError, Invalid
 from app.http import get
 from app.incidents import service
 from app.incidents.search import SearchParams, search_incidents
+from app.incidents.tables import INCIDENT_STATUSES
 from app.markdown import render_markdown
 from app.web.auth import auth_handlers, signed_in_router
 from app.web.pages import page
@@ -26,6 +27,18 @@ FILTERS = ("lab", "model", "harm_type", "severity", "status", "year")
 FACET_LABELS = {"status": "Status", "severity": "Severity", "harm_type": "Harm type",
                 "lab": "Lab", "model": "Model", "year": "Year"}
 PAGE_SIZE = 20
+# ?done= carries a code, never text: only these messages can appear as the notice, so a
+# crafted link cannot put words in the console's mouth. Unknown codes show nothing.
+DONE = {**{f"moved-{status}": f"Moved to {status}." for status in INCIDENT_STATUSES},
+        "embargo-lifted": "Embargo lifted."}
+
+
+def done_message(code: str | None, incident=None) -> str | None:
+    if code == "duplicate" and incident is not None and incident.duplicate_of:
+        return f"Marked as duplicate of #{incident.duplicate_of}; its reports moved there."
+    if code == "embargoed" and incident is not None and incident.embargo_until:
+        return f"Embargoed until {incident.embargo_until:%Y-%m-%d %H:%M} UTC."
+    return DONE.get(code or "")
 
 
 def _query(filters: dict, **changes) -> str:
@@ -89,7 +102,8 @@ def moderation_page(principal: Principal, cursor: str | None = None,
         reads = [h.incident for h in result.hits]
     next_url = "?" + urlencode({"cursor": result.next_cursor}) if result.next_cursor else None
     return page("console/moderation.html", me=principal, items=reads, total=result.total,
-                estimate=result.total_is_estimate, next_url=next_url, done=done)
+                estimate=result.total_is_estimate, next_url=next_url,
+                done=done_message(done))
 
 
 def _detail_context(principal: Principal, incident_id: int) -> dict:
@@ -112,7 +126,9 @@ def _detail_context(principal: Principal, incident_id: int) -> dict:
 @get("/incidents/{incident_id:int}", name="console_incident")
 def incident_page(principal: Principal, incident_id: int, done: str | None = None) -> Template:
     principal.require_coordinator()
-    return page("console/incident.html", done=done, **_detail_context(principal, incident_id))
+    context = _detail_context(principal, incident_id)
+    return page("console/incident.html", done=done_message(done, context["incident"]),
+                **context)
 
 
 def _version(form) -> int | None:
@@ -132,7 +148,7 @@ def _embargo_until(raw: str) -> datetime:
 
 
 def _act(principal: Principal, incident_id: int, action: str, form) -> str:
-    """Runs one triage action; returns what to tell the coordinator."""
+    """Runs one triage action; returns the code (DONE) of what to tell the coordinator."""
     with session_scope() as session:
         if action == "transition":
             to = str(form.get("to", ""))
@@ -144,14 +160,12 @@ def _act(principal: Principal, incident_id: int, action: str, form) -> str:
                 session, principal, incident_id, to, _version(form),
                 str(form.get("reason", "")).strip()[:2000] or None,
                 int(dup) if to == "duplicate" else None)
-            if to == "duplicate":
-                return f"Marked as duplicate of #{incident.duplicate_of}; its reports moved there."
-            return f"Moved to {to}."
+            return "duplicate" if to == "duplicate" else f"moved-{incident.status}"
         if action == "embargo":
             lift = form.get("lift") is not None
             until = None if lift else _embargo_until(str(form.get("embargo_until", "")))
             service.set_embargo(session, principal, incident_id, until, _version(form))
-            return "Embargo lifted." if lift else f"Embargoed until {until:%Y-%m-%d %H:%M} UTC."
+            return "embargo-lifted" if lift else "embargoed"
     raise Invalid(f"unknown action {action!r}", field="action")
 
 
