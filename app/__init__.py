@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         provide_principal,
         pydantic_error_handler,
         repair_options,
+        request_budget_middleware,
         validation_handler,
     )
     from app.openapi import ProblemAwareJson
@@ -94,7 +95,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Conditional GET first: a 304 replaces any 200 that carries a matching ETag.
         # Web sign-in: server-side sessions kept in the database, CSRF on every page form.
         # The read cache before sessions and CSRF: an anonymous hit needs neither.
-        middleware=[conditional_get, *_read_cache(settings), *browser_middleware(settings)],
+        # The request budget outermost: it bounds everything below (app/http.py).
+        middleware=[request_budget_middleware, conditional_get, *_read_cache(settings),
+                    *browser_middleware(settings)],
         stores={"sessions": DatabaseSessionStore()},
         request_class=StrictRequest,
         before_send=[harden_response],

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -97,8 +99,37 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
     # the hot path (errors are still logged).
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
     # which proxies to believe is the registry's setting (STAGEGATE_TRUSTED_PROXIES).
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False,
-                proxy_headers=False)
+    # Shutdown is bounded: open requests get shutdown_grace_s (uvicorn's
+    # timeout_graceful_shutdown), then a handler thread that is still running (Python
+    # cannot kill a thread, and the interpreter would wait for it forever on exit) gets
+    # the same again before the process exits anyway (exit_if_threads_stuck).
+    grace = max(1, round(settings.shutdown_grace_s))
+    app = create_app()
+    app.on_shutdown.append(lambda: exit_if_threads_stuck(grace))  # hooks run last-first
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                proxy_headers=False, timeout_graceful_shutdown=grace)
+
+
+def exit_if_threads_stuck(grace: float, _exit=os._exit) -> threading.Thread:
+    """On shutdown: a daemon watchdog that, if the process has not ended `grace` seconds
+    later, logs the threads still running and ends it with os._exit."""
+    import logging
+
+    def watch() -> None:
+        time.sleep(grace)
+        stuck = [t.name for t in threading.enumerate()
+                 if t is not threading.current_thread() and t is not threading.main_thread()
+                 and t.is_alive() and not t.daemon]
+        message = (f"shutdown still waiting after {grace:.3g} s on threads "
+                   f"{', '.join(stuck) or '(none besides the main thread)'}: exiting anyway")
+        logging.getLogger("stagegate.serve").error(message)
+        # Also written directly: the log's queue listener may not flush before _exit.
+        print(f"ERROR:    {message}", file=sys.stderr, flush=True)
+        _exit(0)
+
+    watchdog = threading.Thread(target=watch, name="stagegate-shutdown-watchdog", daemon=True)
+    watchdog.start()
+    return watchdog
 
 
 @main.group()
@@ -232,7 +263,17 @@ def token_revoke(prefix: str) -> None:
 
 # -- domain command groups (each imports its dependencies per command) --
 from app.agreements.cli import agreement
-from app.auth.cli import lab_list, login, logout, token_list, user_list, whoami
+from app.auth.cli import (
+    lab_list,
+    lab_member_remove,
+    lab_member_role,
+    login,
+    logout,
+    token_list,
+    user_list,
+    user_reactivate,
+    whoami,
+)
 from app.backup import backup, restore
 from app.checkpoints.cli import checkpoint
 from app.evals.cli import worker
@@ -246,8 +287,10 @@ for command in (agreement, checkpoint, worker, eval_group, reported, incident, m
                 plan, login, logout, whoami, backup, restore, policy):
     main.add_command(command)
 token.add_command(token_list)
-lab.add_command(lab_list)
+for command in (lab_list, lab_member_remove, lab_member_role):
+    lab.add_command(command)
 user.add_command(user_list)
+user.add_command(user_reactivate)
 
 
 if __name__ == "__main__":

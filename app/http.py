@@ -268,6 +268,92 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=500, media_type=PROBLEM)
 
 
+# --- Request time budget ------------------------------------------------------------------
+#
+# Every page and API answer has a deadline (STAGEGATE_REQUEST_BUDGET_S, 10 s by default):
+# past it, before the response has started, the client gets a 503 problem carrying the
+# request id and the overrun is logged. Handlers run in threads, and Python cannot kill a
+# thread: the await on the thread is cancelled and its late answer is dropped, but the
+# thread runs on to its end. What bounds the work itself is that renderers are bounded by
+# construction (app/web/charts.py) and the database's own statement timeouts.
+# Long by design, so outside the budget: responses that stream (server-sent events such as
+# /models/{lab}/{model}/progress, incident exports, checkpoint file downloads: Stream,
+# File and ServerSentEvent return types), handlers that read their own unbounded body
+# (checkpoint uploads: request_max_body_size=None), and any handler marked
+# opt={"request_budget": False}. Once a response has started the deadline is lifted.
+
+_LONG_RETURNS: tuple[type, ...] | None = None
+
+
+def _long_by_design(handler) -> bool:
+    global _LONG_RETURNS
+    if handler is None:
+        return False
+    if _LONG_RETURNS is None:
+        from litestar.response import File, ServerSentEvent, Stream
+
+        _LONG_RETURNS = (File, ServerSentEvent, Stream)
+    opt = getattr(handler, "opt", None) or {}
+    if opt.get("request_budget") is False:
+        return True
+    if getattr(handler, "request_max_body_size", 0) is None:
+        return True
+    try:
+        field = handler.parsed_fn_signature.return_type
+        kind = field.origin or field.annotation
+    except Exception:  # noqa: BLE001 (not an HTTP handler: no return type to read)
+        return False
+    return isinstance(kind, type) and issubclass(kind, _LONG_RETURNS)
+
+
+async def _over_budget(scope: Scope, send, budget: float) -> None:
+    import json
+
+    rid = request_id(scope)
+    path = scope.get("path", "")
+    log.warning("request over its %.3g s budget: %s %s [request_id=%s]", budget,
+                scope.get("method"), path, rid)
+    body = json.dumps(problem(
+        503, "Service unavailable",
+        f"the request took longer than its time budget of {budget:.3g} s; try again, or "
+        f"quote request id {rid} when reporting it", instance=path,
+        request_id=rid)).encode()
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", PROBLEM.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"retry-after", b"5")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def request_budget_middleware(app):
+    """ASGI middleware: the handler's answer within the budget, else a 503 problem."""
+    import math
+
+    async def middleware(scope: Scope, receive, send) -> None:
+        from app.settings import get_settings
+
+        budget = get_settings().request_budget_s
+        if (scope["type"] != "http" or not budget or budget <= 0
+                or _long_by_design(scope.get("route_handler"))):
+            await app(scope, receive, send)
+            return
+        started = False
+
+        async def send_started(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                deadline.deadline = math.inf  # never cut a response that has begun
+            await send(message)
+
+        with anyio.move_on_after(budget) as deadline:
+            await app(scope, receive, send_started)
+        if deadline.cancelled_caught and not started:
+            await _over_budget(scope, send, budget)
+
+    return middleware
+
+
 # The web pages are built against exactly this policy: no inline script or style, no CDN.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

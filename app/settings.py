@@ -41,6 +41,14 @@ class Settings:
     # Policy ids every plan is judged against, besides the ones it declares (app/norms).
     mandatory_policies: tuple[str, ...] = field(default_factory=lambda: tuple(
         p.strip() for p in _env("MANDATORY_POLICIES", "").split(",") if p.strip()))
+    # Seconds a page or API answer may take before the client gets a 503 problem
+    # (app/http.py request_budget_middleware); 0 turns the budget off.
+    request_budget_s: float = field(default_factory=lambda: float(
+        _env("REQUEST_BUDGET_S", "10")))
+    # Seconds `stagegate serve` waits for open requests on shutdown, and again for stuck
+    # worker threads, before it exits anyway.
+    shutdown_grace_s: float = field(default_factory=lambda: float(
+        _env("SHUTDOWN_GRACE_S", "10")))
 
     def __post_init__(self) -> None:
         if not self.database_url:

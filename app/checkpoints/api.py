@@ -132,7 +132,8 @@ class CheckpointController(Controller):
                                             data.access_level)
             return service.read_checkpoint(session, ckpt, principal)
 
-    @get("/{checkpoint_id:int}/files/{name:str}", opt=PUBLIC)
+    # A download is long by design: outside the request budget (app/http.py).
+    @get("/{checkpoint_id:int}/files/{name:str}", opt={**PUBLIC, "request_budget": False})
     def download_file(self, checkpoint_id: Id, name: str, principal: Principal,
                       request: Request) -> Response:
         """The whole file, or one `Range: bytes=...` of it (206) to resume a download."""
