@@ -131,6 +131,7 @@ def _extensions(with_models: bool):
     """Demo parts owned by other domains."""
     from app.agreements.demo import load_demo_agreement
     from app.checkpoints.demo import load_demo_family
+    from app.incidents.demo import load_demo_extras
 
     def agreements():
         with session_scope() as session:
@@ -140,4 +141,7 @@ def _extensions(with_models: bool):
     parts = [("2019 non-commercial access agreement", agreements)]
     if with_models:
         parts.append(("tiny model family", load_demo_family))
+    # After the family: the fictional lab's partners-only checkpoint reuses its files.
+    parts.append(("illustrative incidents and a fictional lab",
+                  lambda: load_demo_extras(with_models)))
     return parts

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 
 from huggingface_hub import EvalResult as HubEvalResult
 from huggingface_hub import ModelCard, ModelCardData
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import unescapeAll
 from sqlmodel import Session
 
 from app.auth.principal import Principal
@@ -172,12 +175,69 @@ def card_data(model: AIModel, lab: Lab, name: str, results: list[EvalResult],
                          **{k: v for k, v in meta.items() if v is not None})
 
 
+# --- user Markdown in the export ---------------------------------------------------------
+# The site renders card text with raw HTML off and links validated (app/markdown.py:
+# markdown-it js-default, then nh3); a Hub README is rendered by someone else's Markdown,
+# which may pass raw HTML. So the export applies the site's rules to the Markdown itself:
+# raw HTML is escaped (`<` outside code becomes `&lt;`: shown as text, as on the site)
+# and a link whose destination the site's validator refuses (javascript:, vbscript:,
+# file:, data:) points to `#` instead.
+_SITE_MD = MarkdownIt("js-default")
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(?:.+?)(?<!`)\1(?!`)")
+_AUTOLINK = re.compile(r"<(?:https?://|mailto:)[^\s<>]*>", re.IGNORECASE)
+_INLINE_DEST = re.compile(r"(\]\(\s*)(<[^>\n]*>|[^\s)]+)")
+_REF_DEF = re.compile(r"^(\s{0,3}\[[^\]\n]+\]:\s*)(<[^>\n]*>|\S+)")
+
+
+def _safe_dest(match: re.Match) -> str:
+    dest = match.group(2)
+    url = unescapeAll(dest[1:-1] if dest.startswith("<") else dest)
+    if _SITE_MD.validateLink(_SITE_MD.normalizeLink(url)):
+        return match.group(0)
+    return match.group(1) + "#"
+
+
+def _escape_html(text: str) -> str:
+    out, last = [], 0
+    for m in _AUTOLINK.finditer(text):
+        out += [text[last:m.start()].replace("<", "&lt;"), m.group(0)]
+        last = m.end()
+    return "".join(out + [text[last:].replace("<", "&lt;")])
+
+
+def safe_markdown(text: str) -> str:
+    """User Markdown for the exported README, under the site's rules (see above)."""
+    lines, fence = [], None
+    for line in text.split("\n"):
+        opened = _FENCE.match(line)
+        if fence is not None:  # inside a fenced code block: text, never HTML
+            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
+                fence = None
+            lines.append(line)
+            continue
+        if opened:
+            fence = opened.group(1)
+            lines.append(line)
+            continue
+        line = _REF_DEF.sub(_safe_dest, line)
+        parts, last = [], 0
+        for m in _CODE_SPAN.finditer(line):
+            parts += [_INLINE_DEST.sub(_safe_dest, _escape_html(line[last:m.start()])),
+                      m.group(0)]
+            last = m.end()
+        parts.append(_INLINE_DEST.sub(_safe_dest, _escape_html(line[last:])))
+        lines.append("".join(parts))
+    return "\n".join(lines)
+
+
 def _render(data: ModelCardData, title: str, model: AIModel, body: list[str]) -> str:
-    lines = [f"# {title}", ""]
+    lines = [f"# {safe_markdown(title)}", ""]
     for section in CARD_SECTIONS:
         text = getattr(model, section)
         if text:
-            lines += [f"## {section.replace('_', ' ').capitalize()}", "", text.strip(), ""]
+            lines += [f"## {section.replace('_', ' ').capitalize()}", "",
+                      safe_markdown(text.strip()), ""]
     text = "\n".join(lines + body).rstrip() + "\n"
     # huggingface_hub writes the YAML; we only put its own block above the body.
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text}"))
@@ -235,6 +295,7 @@ def _tables(results: list[EvalResult], names: dict[int, str], base_url: str) -> 
                 err = f"{stderr[k]:.4g}" if _finite(stderr.get(k)) else ""
                 cells = [where, task, k, f"{v:.6g}", err, url]
                 # A '|' in a lab's task or metric name would split the row.
-                out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+                out.append("| " + " | ".join(safe_markdown(c).replace("|", "\\|")
+                                             for c in cells) + " |")
         out.append("")
     return out

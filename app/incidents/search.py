@@ -105,7 +105,9 @@ class ParsedQuery:
 
 def parse_query(q: str) -> ParsedQuery:
     """Words, "quoted phrases", OR between items, NOT or a leading '-' to exclude.
-    Everything else is punctuation. Mistakes answer 400 naming `q`, never reach SQL."""
+    Everything else is punctuation. An exclusion always excludes from the whole query, so
+    `a OR NOT b` (or `a OR -b`) reads as `a NOT b`. Mistakes answer 422 naming `q`, never
+    reach SQL; `repair_query` makes any text a query this accepts (the web search box)."""
     if len(q) > MAX_QUERY:
         raise BadQuery(f"the query is longer than {MAX_QUERY} characters", field="q")
     parsed, pending_or, pending_not, count = ParsedQuery(), False, False, 0
@@ -120,7 +122,7 @@ def parse_query(q: str) -> ParsedQuery:
             pending_or = True
             continue
         if raw == "NOT":
-            if pending_not or pending_or:
+            if pending_not:
                 raise BadQuery("NOT needs a term after it", field="q")
             pending_not = True
             continue
@@ -129,8 +131,8 @@ def parse_query(q: str) -> ParsedQuery:
             continue
         count += len(words)
         if negate or pending_not:
-            if pending_or:
-                raise BadQuery("OR cannot join an excluded term", field="q")
+            # An exclusion cannot be one alternative of an OR-group: the OR before it
+            # is dropped (`a OR NOT b` is `a NOT b`).
             parsed.negated.append(words)
         elif pending_or:
             parsed.groups[-1].append(words)
@@ -145,6 +147,52 @@ def parse_query(q: str) -> ParsedQuery:
         raise BadQuery("the query needs at least one word to look for"
                        + (" besides the excluded ones" if parsed.negated else ""), field="q")
     return parsed
+
+
+def repair_query(q: str) -> tuple[str | None, list[str]]:
+    """For a search box people type into: the query `parse_query` would read from `q`,
+    rewritten so that it accepts it, and notes on what was changed. An unclosed quote
+    closes at the end, a dangling OR or NOT is dropped, symbols and emoji (no word
+    characters) are ignored, and text beyond the length and word limits is cut. None when
+    nothing is left to look for (symbols alone, or only excluded words)."""
+    notes: list[str] = []
+    if len(q) > MAX_QUERY:
+        q = q[:MAX_QUERY]
+        notes.append(f"only the first {MAX_QUERY} characters were used")
+    out: list[str] = []
+    pending: list[str] = []
+    positive = count = 0
+    for raw in _TOKEN.findall(q):
+        if raw in ("OR", "NOT"):
+            if raw not in pending:
+                pending.append(raw)
+            continue
+        negate = raw.startswith("-") and len(raw) > 1
+        body = raw[1:] if negate else raw
+        quoted = body.startswith('"')
+        if quoted and (len(body) == 1 or not body.endswith('"')):
+            notes.append("an unclosed quote was closed at the end")
+        words = [w.lower() for w in _WORD.findall(body)]
+        if not words:
+            continue
+        if count + len(words) > MAX_TERMS:
+            notes.append(f"only the first {MAX_TERMS} words were used")
+            break
+        count += len(words)
+        exclude = negate or "NOT" in pending
+        ops = [op for op in pending if op == "NOT" or (op == "OR" and positive
+                                                        and not exclude)]
+        pending = []
+        item = ("-" if negate else "") + (
+            '"' + " ".join(words) + '"' if quoted or len(words) > 1 else words[0])
+        out.extend(ops)
+        out.append(item)
+        positive += not exclude
+    if pending:
+        notes.append(f"a trailing {' '.join(pending)} was ignored")
+    if not positive:
+        return None, notes
+    return " ".join(out), notes
 
 
 def to_fts5(parsed: ParsedQuery) -> str:

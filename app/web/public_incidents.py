@@ -19,7 +19,7 @@ from app.http import PUBLIC, get
 from app.incidents import service
 from app.incidents.api import ANON_PER_HOUR, MAX_BODY, anonymous_wait
 from app.incidents.schemas import IncidentCreate
-from app.incidents.search import SearchParams, search_incidents
+from app.incidents.search import SearchParams, SearchResult, repair_query, search_incidents
 from app.markdown import stored_html
 from app.web.pages import page
 
@@ -38,10 +38,21 @@ def incidents_page(principal: Principal, q: str | None = None, lab: str | None =
     given = {"lab": lab, "model": model, "harm_type": harm_type, "severity": severity,
              "status": status, "year": year}
     chosen = {k: v for k, v in given.items() if v not in (None, "")}
-    params = SearchParams(q=q or None, occurred_from=occurred_from, occurred_to=occurred_to,
-                          sort=sort if q else "date", cursor=cursor, limit=20, **chosen)
-    with session_scope(write=False) as session:
-        result = search_incidents(session, principal, params)
+    # A search box people type into: search what can be searched (repair_query), never a
+    # 422 page for a stray quote or a lone symbol. The API keeps its 422s.
+    searched, notes = repair_query(q) if q and q.strip() else (None, [])
+    params = SearchParams(q=searched, occurred_from=occurred_from, occurred_to=occurred_to,
+                          sort=sort if searched else "date", cursor=cursor, limit=20,
+                          **chosen)
+    if q and q.strip() and searched is None:
+        notes.append("nothing in it to search for: use words (letters or digits)")
+        result = SearchResult(hits=[], total=0, facets={}, next_cursor=None)
+    else:
+        with session_scope(write=False) as session:
+            result = search_incidents(session, principal, params)
+    hint = None
+    if notes:
+        hint = f"Searched for {searched or 'nothing'}: " + "; ".join(notes) + "."
     base = {k: v for k, v in dict(q=q, sort=sort if q else None, occurred_from=occurred_from,
                                   occurred_to=occurred_to, **chosen).items() if v}
 
@@ -65,6 +76,7 @@ def incidents_page(principal: Principal, q: str | None = None, lab: str | None =
                "clear": link(**{name: None, "cursor": None})}
               for name, values in result.facets.items()]
     return page("incidents.html", result=result, q=q or "", sort=sort, facets=facets,
+                hint=hint,
                 occurred_from=occurred_from, occurred_to=occurred_to, chosen=chosen,
                 next_href=link(cursor=result.next_cursor) if result.next_cursor else None)
 
@@ -139,9 +151,11 @@ async def report_submit(request: Request, principal: Principal) -> Template | Re
     if principal.is_anonymous:
         wait = await anyio.to_thread.run_sync(anonymous_wait, request)
         if wait:
-            return _report_form(values, [{"field": "form", "reason": (
+            refused = _report_form(values, [{"field": "form", "reason": (
                 f"at most {ANON_PER_HOUR} anonymous reports per hour from one address; "
                 f"please try again in {int(wait // 60) + 1} minutes")}], 429)
+            refused.headers = {**refused.headers, "Retry-After": str(max(1, int(wait) + 1))}
+            return refused
     try:
         await anyio.to_thread.run_sync(_submit, principal, data)
     except DomainError as exc:

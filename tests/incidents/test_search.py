@@ -163,7 +163,7 @@ def test_cursor_pagination_walks_everything_once(client, corpus, sort):
 
 
 @pytest.mark.parametrize("q", ['"unclosed phrase', "OR", "phishing OR", "NOT", "-voice",
-                               "phishing NOT", "*)(:^", "a OR -b", "x " * 20])
+                               "phishing NOT", "*)(:^", "x " * 20])
 def test_bad_queries_answer_422(client, world, q):
     r = client.get(f"{URL}/search", params={"q": q})
     assert r.status_code == 422, r.text

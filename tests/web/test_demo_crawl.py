@@ -21,11 +21,18 @@ HTML = {"Accept": "text/html"}
 SKIP = re.compile(r"^/(static/|api/|schema|log/)|/files/|/progress|/export|\.(ya?ml|md|atom|xml)$")
 
 
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):
+    """Trained once for both databases (it is the slow part)."""
+    return build_demo_family(tmp_path_factory.mktemp("family"), progress=False,
+                             recipe_overrides=TINY)
+
+
 @pytest.fixture
-def evaluated_demo(settings):
+def evaluated_demo(settings, family):
     for _ in load_demo(with_models=False):
         pass
-    dirs = build_demo_family(settings.data_dir, progress=False, recipe_overrides=TINY)
+    dirs = family
     for _ in load_demo_family(dirs):
         pass
     work(settings)  # every queued suite, the transfer matrix included

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.demo import load_demo
+from app.incidents.demo import PREFIX as ILLUSTRATIVE  # the demo's own incidents
 from app.web.charts import stylesheet
 from app.web.pages import CSP
 
@@ -118,7 +119,8 @@ def test_report_form_is_moderated_and_keeps_input_on_errors(client, demo):
     assert r.status_code == 303 and r.headers["location"] == "/incidents/report?submitted=1"
     queue = client.get("/api/v1/incidents?status=submitted",
                        headers=demo.coord.headers).json()["items"]
-    assert [h["incident"]["title"] for h in queue] == ["Voice clone scam"]
+    assert [h["incident"]["title"] for h in queue
+            if not h["incident"]["title"].startswith(ILLUSTRATIVE)] == ["Voice clone scam"]
     # Moderated: not public until a coordinator confirms it.
     assert "Voice clone scam" not in client.get("/incidents").text
 
@@ -131,7 +133,8 @@ def test_report_form_is_rate_limited_like_the_api(client, demo):
     assert "per hour" in limited.text and 'value="One too many"' in limited.text
     queue = client.get("/api/v1/incidents?status=submitted",
                        headers=demo.coord.headers).json()["items"]
-    assert len(queue) == 5
+    assert len([h for h in queue
+                if not h["incident"]["title"].startswith(ILLUSTRATIVE)]) == 5
 
 
 def test_feeds_are_atom_with_escaped_public_entries(client, demo):
@@ -147,7 +150,8 @@ def test_feeds_are_atom_with_escaped_public_entries(client, demo):
     feed = client.get("/feeds/incidents.atom")
     assert feed.headers["content-type"].startswith("application/atom+xml")
     root = ET.fromstring(feed.content)
-    assert [e.text for e in root.findall("a:entry/a:title", ns)] == ["<b>bold</b> & co"]
+    assert [e.text for e in root.findall("a:entry/a:title", ns)
+            if not e.text.startswith(ILLUSTRATIVE)] == ["<b>bold</b> & co"]
     releases = ET.fromstring(client.get("/feeds/releases.atom").content)
     titles = [e.text for e in releases.findall("a:entry/a:title", ns)]
     assert len(titles) == 5  # the 2019 plan: filed, then four stages released
