@@ -1,10 +1,17 @@
-"""`stagegate login/logout/whoami`, `token list`, `lab list`, `user list`."""
+"""`stagegate login/logout/whoami`, `token list`, `lab list`, `lab member-remove`,
+`lab member-role`, `user list`, `user reactivate`."""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 import click
 
 from app.clikit import as_json_option, emit, remote
+
+
+def _members_path(slug: str, user: str) -> str:
+    return f"/api/v1/labs/{quote(slug, safe='')}/members/{quote(user, safe='')}"
 
 
 @click.command()
@@ -54,6 +61,48 @@ def token_list(client, as_json: bool) -> None:
 def lab_list(client, as_json: bool) -> None:
     """Labs in the registry (over HTTP)."""
     emit(list(client.items("/api/v1/labs/", None)), as_json, ["slug", "name", "url"])
+
+
+@click.command("member-remove")
+@click.argument("slug")
+@click.argument("user")
+@as_json_option
+@remote
+def lab_member_remove(client, slug: str, user: str, as_json: bool) -> None:
+    """Remove USER from lab SLUG (its lab admins, coordinators; over HTTP). The last
+    lab_admin of a lab cannot be removed."""
+    removed = client.delete(_members_path(slug, user))
+    if as_json:
+        return emit(removed, True)
+    click.echo(f"removed {user} ({removed['role']}) from {slug}")
+
+
+@click.command("member-role")
+@click.argument("slug")
+@click.argument("user")
+@click.argument("role", type=click.Choice(["lab_admin", "lab_member"]))
+@as_json_option
+@remote
+def lab_member_role(client, slug: str, user: str, role: str, as_json: bool) -> None:
+    """Make USER of lab SLUG a lab_admin or lab_member (its lab admins, coordinators;
+    over HTTP). The last lab_admin of a lab cannot be demoted."""
+    changed = client.patch(_members_path(slug, user), {"role": role})
+    if as_json:
+        return emit(changed, True)
+    click.echo(f"{user} is now {changed['role']} of {slug}")
+
+
+@click.command("reactivate")
+@click.argument("name")
+@as_json_option
+@remote
+def user_reactivate(client, name: str, as_json: bool) -> None:
+    """Let a deactivated user sign in again (coordinators; over HTTP). Their old tokens
+    stay revoked: they make new ones."""
+    user = client.post(f"/api/v1/users/{quote(name, safe='')}/reactivate")
+    if as_json:
+        return emit(user, True)
+    click.echo(f"reactivated user {user['name']}")
 
 
 @click.command("list")

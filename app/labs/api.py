@@ -7,9 +7,9 @@ from litestar import Controller
 from app.auth.principal import Principal
 from app.auth.service import add_member
 from app.db import session_scope
-from app.http import PUBLIC, get, post
+from app.http import PUBLIC, delete, get, patch, post
 from app.labs import service
-from app.labs.schemas import LabCreate, LabRead, MemberCreate
+from app.labs.schemas import LabCreate, LabRead, MemberCreate, MemberRoleUpdate
 from app.pagination import Page, PageRequest
 
 
@@ -39,3 +39,20 @@ class LabController(Controller):
         with session_scope() as session:
             add_member(session, principal, slug, data.user, data.role)
             return {"lab": slug, "user": data.user, "role": data.role}
+
+    @patch("/{slug:str}/members/{user:str}")
+    def change_member_role(self, slug: str, user: str, data: MemberRoleUpdate,
+                           principal: Principal) -> dict:
+        """Make a member lab_admin or lab_member (lab admins of this lab, coordinators);
+        demoting the last lab_admin is 409."""
+        with session_scope() as session:
+            service.change_member_role(session, principal, slug, user, data.role)
+            return {"lab": slug, "user": user, "role": data.role}
+
+    @delete("/{slug:str}/members/{user:str}")
+    def remove_member(self, slug: str, user: str, principal: Principal) -> dict:
+        """Remove a member (lab admins of this lab, coordinators); removing the last
+        lab_admin is 409."""
+        with session_scope() as session:
+            role = service.remove_member(session, principal, slug, user)
+            return {"lab": slug, "user": user, "role": role, "removed": True}

@@ -3,6 +3,7 @@ services as the API; a refusal re-renders the form with its reasons and what was
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from urllib.parse import urlencode
 
@@ -26,7 +27,7 @@ from app.norms.service import list_policies
 from app.pagination import PageRequest
 from app.plans import service
 from app.plans.schemas import PlanCreate, PlanUpdate
-from app.plans.tables import ACCESS_LEVELS, ARTIFACTS
+from app.plans.tables import ACCESS_LEVELS, ARTIFACTS, PLAN_STATUSES, STAGE_STATUSES
 from app.plans.transitions import PLAN_MOVES, STAGE_DONE, STAGE_MOVES
 from app.web.pages import page
 from app.web.problems import problem_of
@@ -35,6 +36,31 @@ STAGE_FIELDS = ("name", "parameter_count", "checkpoint_ref", "planned_date", "ac
                 "rationale", "risk_assessment")
 BLANK_ROWS = 2  # room for new stages without scripts; submit again for more
 MAX_ROWS = 50
+
+# ?done= carries a code, never text (like the console's DONE): only these messages can
+# appear as the notice, so a crafted link cannot put words in the page's mouth. Unknown
+# codes show nothing.
+DONE = {"plan-saved": "Plan saved.", "plan-revised": "Plan revised.",
+        "checkpoint-detached": "Checkpoint detached from its stage.",
+        **{f"plan-moved-{status}": f"Plan moved to {status}." for status in PLAN_STATUSES}}
+STAGE_DONE_CODE = re.compile(r"(stage-moved|checkpoint-attached)-([1-9][0-9]{0,3})(?:-([a-z]+))?")
+
+
+def done_message(code: str | None) -> str | None:
+    """The notice for a ?done= code; a stage position is the only number a code carries."""
+    if not code:
+        return None
+    if code in DONE:
+        return DONE[code]
+    match = STAGE_DONE_CODE.fullmatch(code)
+    if match is None:
+        return None
+    kind, position, status = match.groups()
+    if kind == "stage-moved" and status in STAGE_STATUSES:
+        return f"Stage {position} moved to {status}."
+    if kind == "checkpoint-attached" and status is None:
+        return f"Checkpoint attached to stage {position}."
+    return None
 
 
 def _require_lab_user(principal: Principal) -> None:
@@ -131,7 +157,7 @@ def lab_home(principal: Principal, done: str | None = None) -> Template:
         for slug in sorted(labs.values()):
             rows, _ = service.list_plans(session, principal, PageRequest(limit=200), lab=slug)
             plans += [service.read_plan(session, p) for p in rows]
-    return page("forms/lab.html", me=principal, plans=plans, done=done)
+    return page("forms/lab.html", me=principal, plans=plans, done=done_message(done))
 
 
 @get("/plans/new", name="plan_new")
@@ -169,7 +195,7 @@ async def file_plan_form(request: Request, principal: Principal) -> Response:
         return page("forms/plan.html", status=error["status"], **_form_context(
             principal, models=models, rows=rows + [_blank_row()] * (rows == []),
             values=values, error=error))
-    return Redirect(f"/lab/plans/{plan_id}?{urlencode({'done': 'Plan saved.'})}",
+    return Redirect(f"/lab/plans/{plan_id}?{urlencode({'done': 'plan-saved'})}",
                     status_code=303)
 
 
@@ -205,12 +231,13 @@ def _plan_context(principal: Principal, plan_id: int, rows: list[dict] | None = 
 def edit_plan_form(principal: Principal, plan_id: int, done: str | None = None) -> Template:
     _require_lab_user(principal)
     context = _plan_context(principal, plan_id)
-    context["done"] = done
+    context["done"] = done_message(done)
     return page("forms/plan.html", **context)
 
 
 async def _plan_action(request: Request, principal: Principal, plan_id: int, action) -> Response:
-    """Runs one write; on refusal, the plan page again with the reasons and the input."""
+    """Runs one write (`action` returns a DONE code); on refusal, the plan page again with
+    the reasons and the input."""
     _require_lab_user(principal)
     form = await request.form()
     rows = _rows_from_form(form) if "rows" in form else None
@@ -251,7 +278,7 @@ async def revise_plan_form(request: Request, principal: Principal, plan_id: int)
             data = PlanUpdate(version=_version(form), title=str(form.get("title", "")),
                               summary=str(form.get("summary", "")), stages=stages, **sent)
             service.revise_plan(session, principal, plan_id, data)
-        return "Plan revised."
+        return "plan-revised"
     return await _plan_action(request, principal, plan_id, run)
 
 
@@ -262,7 +289,7 @@ async def move_plan_form(request: Request, principal: Principal, plan_id: int) -
         with session_scope() as session:
             service.transition_plan(session, principal, plan_id, to, _version(form),
                                     str(form.get("reason", "")).strip()[:2000] or None)
-        return f"Plan moved to {to}."
+        return f"plan-moved-{to}"
     return await _plan_action(request, principal, plan_id, run)
 
 
@@ -280,7 +307,7 @@ async def move_stage_form(request: Request, principal: Principal, plan_id: int,
             flows.transition_stage(session, principal, plan_id, position, to,
                                      _version(form), actual,
                                      str(form.get("reason", "")).strip()[:2000] or None)
-        return f"Stage {position} moved to {to}."
+        return f"stage-moved-{position}-{to}"
     return await _plan_action(request, principal, plan_id, run)
 
 
@@ -295,8 +322,8 @@ async def attach_checkpoint_form(request: Request, principal: Principal,
         with session_scope() as session:
             checkpoints.attach_to_stage(session, principal, int(raw_id),
                                         plan_id if position else None, position)
-        return (f"Checkpoint attached to stage {position}." if position
-                else "Checkpoint detached from its stage.")
+        return (f"checkpoint-attached-{position}" if position
+                else "checkpoint-detached")
     return await _plan_action(request, principal, plan_id, run)
 
 
