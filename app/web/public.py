@@ -18,6 +18,7 @@ from sqlmodel import select
 from app.access import visible_incidents, visible_runs
 from app.agreements.service import list_agreements, read_agreements
 from app.auth.principal import Principal
+from app.auth.tables import User
 from app.db import session_scope
 from app.evals import hf_export
 from app.evals import service as evals
@@ -228,6 +229,14 @@ def _run_states(principal: Principal, model_id: int) -> list[dict]:
                 for r in sorted(latest.values(), key=lambda r: r.id)]
 
 
+def _still_active(principal: Principal) -> bool:
+    if principal.user_id is None:
+        return True
+    with session_scope(write=False) as session:
+        user = session.get(User, principal.user_id)
+        return user is not None and user.deactivated_at is None
+
+
 STREAM_SECONDS = 600  # a client reconnects (EventSource does) after this
 
 
@@ -246,6 +255,9 @@ async def model_progress(principal: Principal, lab: str, model: str,
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STREAM_SECONDS
         while loop.time() < deadline:
+            # Deactivation ends a signed-in stream at the next poll, as it ends requests.
+            if not await anyio.to_thread.run_sync(_still_active, principal):
+                return
             states = await anyio.to_thread.run_sync(_run_states, principal, model_id)
             if states != last:
                 last = states

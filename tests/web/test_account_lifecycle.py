@@ -246,3 +246,23 @@ def test_report_form_429_says_when_to_come_back(client, people, monkeypatch):  #
         "severity": "high", "harm_types": "phishing", "_csrf_token": token_of(form.text)},
         headers=HTML, follow_redirects=False)
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 125
+
+
+def test_deactivation_ends_a_live_progress_stream(live_server, world):
+    """A signed-in stream checks the account at every poll: deactivated, it ends."""
+    import time
+
+    import httpx
+
+    with httpx.Client(base_url=live_server, timeout=10) as http, \
+            http.stream("GET", "/models/lab-a/m/progress",
+                        headers=world.a_member.headers) as stream:
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("data:"))
+        r = httpx.delete(f"{live_server}/api/v1/users/a_member",
+                         headers=world.coord.headers, timeout=10)
+        assert r.status_code in (200, 204), r.text
+        t0 = time.monotonic()
+        for _ in lines:  # drains until the server closes the stream
+            assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 5
