@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from tests.web.browsing import api, page_without_js
@@ -12,8 +13,11 @@ from tests.web.conftest import ARTIFACTS
 
 
 def public_pages(live) -> list[str]:
-    return ["/", "/models", f"/models/{live['model']}", "/models/openai/gpt-2", "/plans/1",
-            "/plans/2", "/incidents", "/incidents?q=detector", f"/incidents/{live['incident_id']}",
+    # Every plan the public may read (the demo also holds a hidden draft, so ids skip).
+    plans = [f"/plans/{p['id']}" for p in httpx.get(f"{live['url']}/api/v1/plans",
+                                                   timeout=10).json()["items"]]
+    return ["/", "/models", f"/models/{live['model']}", "/models/openai/gpt-2", *plans,
+            "/incidents", "/incidents?q=detector", f"/incidents/{live['incident_id']}",
             "/incidents/report", "/agreements/1", "/policies", "/policies/gpt2-2019",
             "/policies/pai-publication-norms", "/policies/capability-thresholds", "/labs/openai",
             "/labs/tinyscale", "/no-such-page"]
