@@ -15,6 +15,11 @@ def utcnow() -> datetime:
     return _frozen or datetime.now(UTC)
 
 
+def as_utc(at: datetime | None) -> datetime | None:
+    """A naive datetime read back (SQLite, click) is UTC: the registry stores UTC."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
 def freeze(at: datetime | None) -> None:
     """Pin the clock (tests of time-based visibility); None releases it."""
     global _frozen

@@ -12,7 +12,7 @@ gate's partner evidence (grants_for) all read these functions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import and_, exists, false, literal, or_, true
 from sqlalchemy import select as sa_select
@@ -24,7 +24,7 @@ from app.agreements.tables import AgreementParty, AgreementScope, DisclosureAgre
 from app.auth.principal import Principal
 from app.checkpoints.tables import Checkpoint
 from app.rowexists import row_exists
-from app.timeutil import utcnow
+from app.timeutil import as_utc, utcnow
 
 A = DisclosureAgreement
 # Access levels an agreement opens to its parties. `internal` stays with the lab.
@@ -106,25 +106,26 @@ class Grant:
         return self.start <= t and (self.end is None or t < self.end)
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+def _window(activated, starts, ends, terminated, *not_before) -> tuple | None:
+    """agreement_in_force_at as a time window [start, end): from the latest of activation,
+    start (and `not_before`, e.g. the checkpoint's upload) to the earlier of end and
+    termination; None when it never opens."""
+    start = max(as_utc(t) for t in (activated, starts, *not_before))
+    end = min(as_utc(t) for t in (ends, terminated) if t is not None)
+    return (start, end) if start < end else None
 
 
 def agreement_window(agreement) -> tuple[datetime, datetime] | None:
-    """agreement_in_force_at as a time window [start, end), for one loaded agreement
-    (None: it never came into force)."""
+    """The window of one loaded agreement (None: it never came into force)."""
     if agreement.activated_at is None or agreement.status not in ("active", "terminated"):
         return None
-    start = max(_aware(agreement.activated_at), _aware(agreement.starts_at))
-    end = _aware(agreement.ends_at)
-    if agreement.terminated_at is not None:
-        end = min(end, _aware(agreement.terminated_at))
-    return (start, end) if start < end else None
+    return _window(agreement.activated_at, agreement.starts_at, agreement.ends_at,
+                   agreement.terminated_at)
 
 
 def agreement_in_force(agreement, at: datetime | None = None) -> bool:
     window = agreement_window(agreement)
-    at = _aware(at or utcnow())
+    at = as_utc(at or utcnow())
     return window is not None and window[0] <= at < window[1]
 
 
@@ -146,8 +147,6 @@ def grants_for(session: Session, checkpoint_ids: list[int]) -> list[Grant]:
                _covers(ckpt))).all()
     out = set()
     for agreement_id, kind, lab_id, ckpt_id, activated, starts, ends, terminated, created in rows:
-        start = max(_aware(activated), _aware(starts), _aware(created))
-        end = min(_aware(ends), _aware(terminated)) if terminated else _aware(ends)
-        if end is None or start < end:
-            out.add(Grant(agreement_id, kind, lab_id, ckpt_id, start, end))
+        if window := _window(activated, starts, ends, terminated, created):
+            out.add(Grant(agreement_id, kind, lab_id, ckpt_id, *window))
     return sorted(out, key=lambda g: (g.agreement_id, g.lab_id, g.checkpoint_id))

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from app.auth.principal import SYSTEM
 from app.clikit import as_json_option, emit, limit_option, remote
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # click.DateTime parses naive values; the registry's clock is UTC.
-    return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
+from app.timeutil import as_utc
 
 
 @click.group()
@@ -56,8 +52,8 @@ def from_template(name: str, discloser: str, parties: tuple[str, ...], models: t
     scope = ScopeIn(models=list(models), stages=stage_refs, checkpoints=list(checkpoints))
     with session_scope() as session:
         created = instantiate_template(session, SYSTEM, source, discloser, list(parties),
-                                       scope, _aware(starts), _aware(ends),
-                                       _aware(confidential_until), title)
+                                       scope, as_utc(starts), as_utc(ends),
+                                       as_utc(confidential_until), title)
         body = read_agreement(session, SYSTEM, created).model_dump(mode="json")
     click.echo(json.dumps(body, indent=2))
 

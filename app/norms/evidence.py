@@ -45,7 +45,7 @@ from app.norms.tables import PolicyExemption
 from app.plans.schemas import PlanCreate
 from app.plans.tables import ReleasePlan, Stage
 from app.safeyaml import line_of
-from app.timeutil import utcnow
+from app.timeutil import as_utc, utcnow
 
 EVAL_CHECKS = ("required_evaluations", "metric_threshold", "threshold_safeguards")
 
@@ -67,11 +67,6 @@ def _needs(policies: list[Policy]) -> tuple[set[str], set[str]]:
             elif rule.check in EVAL_CHECKS:
                 suites.add(rule.params.suite)
     return checks, suites
-
-
-def _aware(at: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes in some paths; the registry stores UTC.
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
@@ -101,7 +96,7 @@ def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
             EvalResult.id, EvalResult.suite_id, EvalResult.suite_version, EvalResult.source,
             EvalResult.created_at, EvalResult.metrics, EvalResult.checkpoint_id).where(
             EvalResult.model_id == plan.model_id, EvalResult.suite_id.in_(suites)))
-        facts.results = [ResultFacts(i, s, v, src, _aware(at), m or {}, c)
+        facts.results = [ResultFacts(i, s, v, src, as_utc(at), m or {}, c)
                          for i, s, v, src, at, m, c in rows]
         facts.runs = [RunFacts(i, s, c) for i, s, c in session.exec(select(
             EvalRun.id, EvalRun.suite_id, EvalRun.checkpoint_id).where(
@@ -116,7 +111,7 @@ def plan_facts(session: Session, plan: ReleasePlan, policies: list[Policy], *,
         facts.card = {k: getattr(model, k) or "" for k in CARD_SECTIONS}
     facts.exemptions = [
         ExemptionFacts(e.id, e.position, e.policy_id, e.rule_id, e.reason,
-                       _aware(e.expires_at), e.granted_by)
+                       as_utc(e.expires_at), e.granted_by)
         for e in session.exec(select(PolicyExemption).where(
             PolicyExemption.plan_id == plan.id, PolicyExemption.revoked_at.is_(None)))]
     if not principal.is_coordinator:
@@ -184,8 +179,8 @@ def _agreements(session: Session, plan: ReleasePlan, facts: PlanFacts) -> list[A
                           .order_by(DisclosureAgreement.id)):
         mine = [s for s in scopes if s.agreement_id == a.id]
         out.append(AgreementFacts(
-            a.id, a.title, a.kind, a.status, _aware(a.starts_at), _aware(a.ends_at),
-            _aware(a.activated_at), _aware(a.terminated_at), sorted(signed.get(a.id, [])),
+            a.id, a.title, a.kind, a.status, as_utc(a.starts_at), as_utc(a.ends_at),
+            as_utc(a.activated_at), as_utc(a.terminated_at), sorted(signed.get(a.id, [])),
             stage_ids={s.stage_id for s in mine if s.stage_id},
             checkpoint_ids={s.checkpoint_id for s in mine if s.checkpoint_id}
             | {g.checkpoint_id for g in grants if g.agreement_id == a.id},
@@ -224,7 +219,7 @@ def next_disclosure(session: Session, plan: ReleasePlan) -> datetime | None:
                                 Stage.plan_id == plan.id,
                                 Checkpoint.model_id == plan.model_id),
                             DisclosureAgreement.confidential_until > now)).one()]
-    found = [_aware(f) for f in found if f is not None]
+    found = [as_utc(f) for f in found if f is not None]
     return min(found) if found else None
 
 
@@ -283,7 +278,7 @@ def _dt(value: date | datetime | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return _aware(value)
+        return as_utc(value)
     return datetime.combine(value, time.min, tzinfo=UTC)
 
 

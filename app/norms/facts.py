@@ -102,12 +102,6 @@ class AgreementFacts:
             return None
         return max(self.activated_at, self.starts_at)
 
-    def in_force_at(self, at: datetime) -> bool:
-        start = self.in_force_from()
-        if start is None or at < start or at >= self.ends_at:
-            return False
-        return self.terminated_at is None or at < self.terminated_at
-
 
 @dataclass
 class IncidentFacts:
