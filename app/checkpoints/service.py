@@ -169,6 +169,13 @@ def read_checkpoint(session: Session, ckpt: Checkpoint,
     return CheckpointRead.model_validate(data)
 
 
+def _visible_stage(session: Session, principal: Principal, plan_id: int, position: int,
+                   *where) -> Stage | None:
+    return session.exec(select(Stage).join(ReleasePlan, ReleasePlan.id == Stage.plan_id)
+                        .where(ReleasePlan.id == plan_id, Stage.position == position,
+                               visible_plans(principal), *where)).first()
+
+
 def _stage_for(session: Session, actor: Principal, model_id: int, plan_id: int | None,
                position: int | None) -> Stage:
     """The stage `plan_id`/`position` names: a stage of a plan of the same model that the
@@ -176,10 +183,7 @@ def _stage_for(session: Session, actor: Principal, model_id: int, plan_id: int |
     if plan_id is None or position is None:
         field = "stage" if position is None else "plan"
         raise Invalid("give both plan and stage (its position), or neither", field=field)
-    stage = session.exec(select(Stage).join(ReleasePlan, ReleasePlan.id == Stage.plan_id)
-                         .where(ReleasePlan.id == plan_id, Stage.position == position,
-                                ReleasePlan.model_id == model_id,
-                                visible_plans(actor))).first()
+    stage = _visible_stage(session, actor, plan_id, position, ReleasePlan.model_id == model_id)
     if stage is None:
         raise Invalid(f"plan {plan_id} has no stage {position} for this checkpoint's model",
                       field="stage")
@@ -207,9 +211,7 @@ def stage_checkpoints(session: Session, principal: Principal, plan_id: int,
                       position: int) -> list[Checkpoint]:
     """What a stage's checkpoint reference resolves to: the checkpoints attached to the
     stage and the one its checkpoint_ref names (same model), those the reader may see."""
-    stage = session.exec(select(Stage).join(ReleasePlan, ReleasePlan.id == Stage.plan_id)
-                         .where(ReleasePlan.id == plan_id, Stage.position == position,
-                                visible_plans(principal))).first()
+    stage = _visible_stage(session, principal, plan_id, position)
     if stage is None:
         raise NotFound(f"plan {plan_id} has no stage {position}", field="stage")
     plan = session.get(ReleasePlan, plan_id)
