@@ -138,7 +138,8 @@ def stylesheet() -> str:
 
 
 # Rendered SVG by digest of (title, labels, normalised values): a card's numbers change only
-# when a result lands, so a view after the first (and every view after warm()) is a lookup.
+# when a result lands, so every view after the first is a lookup (per process: nothing
+# renders them when results land yet).
 _CACHE: OrderedDict[str, str] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
@@ -213,11 +214,6 @@ def metric_charts(checkpoints: list[dict]) -> list[dict]:
         out.append({"suite": suite, "metric": metric, "values": list(zip(labels, values)),
                     "svg": line_chart(metric, labels, values)})
     return out
-
-
-def warm(checkpoints: list[dict]) -> None:
-    """Render (and cache) a card's charts ahead of its first view, e.g. when results land."""
-    metric_charts(checkpoints)
 
 
 def heat_level(value, low, high) -> int:
