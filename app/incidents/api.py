@@ -126,7 +126,7 @@ class IncidentController(Controller):
                          harm_type: str | None = None, severity: Severity | None = None,
                          status: Status = None, year: Year = None,
                          occurred_from: date | None = None, occurred_to: date | None = None,
-                         sort: Literal["relevance", "date"] = "relevance",
+                         sort: Literal["relevance", "date", "received"] = "relevance",
                          cursor: str | None = None, limit: Limit = 20,
                          facets: bool = True) -> SearchPage:
         """Full text over titles, summaries and report texts: words, "phrases", OR, NOT."""

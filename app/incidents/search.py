@@ -252,6 +252,12 @@ class SearchParams:
     facets: bool = True
 
 
+# relevance: best match first; date: newest occurrence first; received: newest report
+# first (the moderation queue's order: when an incident happened says nothing of when
+# it arrived).
+SORTS = ("relevance", "date", "received")
+
+
 @dataclass
 class Hit:
     incident: object
@@ -288,6 +294,9 @@ def _decode(cursor: str, sort: str) -> list:
             raise ValueError
         if sort == "relevance":
             if type(key) not in (int, float) or not math.isfinite(key):
+                raise ValueError
+        elif sort == "received":
+            if key != last:
                 raise ValueError
         else:
             date.fromisoformat(key)
@@ -327,8 +336,8 @@ def search_incidents(session: Session, principal: Principal,
                      params: SearchParams) -> SearchResult:
     """One visibility clause inside every statement: hits, snippets, totals and facet
     counts are all computed over rows the principal may see, never filtered afterwards."""
-    if params.sort not in ("relevance", "date"):
-        raise Invalid("sort is relevance or date", field="sort")
+    if params.sort not in SORTS:
+        raise Invalid("sort is relevance, date or received", field="sort")
     if not 1 <= params.limit <= 100:
         raise Invalid("limit must be between 1 and 100", field="limit")
     parsed = parse_query(params.q) if params.q and params.q.strip() else None
@@ -368,16 +377,23 @@ def _list(session: Session, principal: Principal, params: SearchParams,
     set as a search (the newest CANDIDATES visible rows by id), so an uncached read never
     counts every incident; beyond the bound they are flagged as estimates."""
     page = _page_select(session, principal).where(*where)
-    if params.cursor:
-        _, d, last = _decode(params.cursor, "date")
-        page = page.where(tuple_(Incident.occurred, Incident.id)
-                          < tuple_(literal(date.fromisoformat(d)), literal(last)))
-    page = page.order_by(Incident.occurred.desc(), Incident.id.desc())
+    if params.sort == "received":  # arrival order: ids are assigned as reports arrive
+        if params.cursor:
+            page = page.where(Incident.id < _decode(params.cursor, "received")[2])
+        page = page.order_by(Incident.id.desc())
+    else:
+        if params.cursor:
+            _, d, last = _decode(params.cursor, "date")
+            page = page.where(tuple_(Incident.occurred, Incident.id)
+                              < tuple_(literal(date.fromisoformat(d)), literal(last)))
+        page = page.order_by(Incident.occurred.desc(), Incident.id.desc())
     found = session.connection().execute(page.limit(params.limit + 1)).all()
     cursor = None
     if len(found) > params.limit:
         found = found[:params.limit]
-        cursor = _encode(["date", found[-1].occurred.isoformat(), found[-1].id])
+        last = found[-1]
+        cursor = _encode(["received", last.id, last.id] if params.sort == "received"
+                         else ["date", last.occurred.isoformat(), last.id])
     reads, _ = _reads_of(principal, found)
     rows = [tuple(r) for r in session.connection().execute(
         select(*_CANDIDATE_COLUMNS).where(*where).order_by(Incident.id.desc())
@@ -714,6 +730,12 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
             _, k, last = _decode(params.cursor, sort)
             ranked = [r for r in ranked if r > (k, -last)]
         ordered = [(-neg, key) for key, neg in ranked]
+    elif sort == "received":
+        ordered = sorted((r[0] for r in candidates), reverse=True)
+        if params.cursor:
+            last = _decode(params.cursor, sort)[2]
+            ordered = [i for i in ordered if i < last]
+        ordered = [(i, i) for i in ordered]
     else:
         ordered = sorted(((r[4], r[0]) for r in candidates), reverse=True)
         if params.cursor:
@@ -724,7 +746,7 @@ def _search_bounded(session: Session, principal: Principal, params: SearchParams
     cursor = None
     if len(ordered) > params.limit:
         i, k = page[-1]
-        cursor = _encode([sort, k, i] if sort == "relevance" else [sort, k.isoformat(), i])
+        cursor = _encode([sort, k, i] if sort != "date" else [sort, k.isoformat(), i])
     ids = [i for i, _ in page]
     if marked is not None:
         reads, _ = _read_page(session, principal, ids, where[0])

@@ -94,11 +94,12 @@ def search_page(principal: Principal, request: Request, q: str = "", sort: str =
 @get("/moderation", name="console_moderation")
 def moderation_page(principal: Principal, cursor: str | None = None,
                     done: str | None = None) -> Template:
-    """Anonymous and signed-in submissions waiting for a coordinator, newest first."""
+    """Anonymous and signed-in submissions waiting for a coordinator, the newest arrival
+    first (not the newest occurrence: a report of an old incident arrives today too)."""
     principal.require_coordinator()
     with session_scope(write=False) as session:
         result = search_incidents(session, principal, SearchParams(
-            status="submitted", sort="date", cursor=cursor, limit=PAGE_SIZE, facets=False))
+            status="submitted", sort="received", cursor=cursor, limit=PAGE_SIZE, facets=False))
         reads = [h.incident for h in result.hits]
     next_url = "?" + urlencode({"cursor": result.next_cursor}) if result.next_cursor else None
     return page("console/moderation.html", me=principal, items=reads, total=result.total,

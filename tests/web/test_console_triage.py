@@ -164,3 +164,34 @@ def test_refused_triage_shows_why_and_keeps_what_was_typed(coord, people):  # no
 
 def test_console_pages_for_missing_incidents_are_404(coord):
     assert coord.get("/console/incidents/999999", headers=HTML).status_code == 404
+
+
+def test_queue_shows_the_newest_arrival_first_whatever_its_date(coord, people):  # noqa: F811
+    # A report of an old incident arrives after a page's worth of recent ones: a queue
+    # ordered by occurrence would put it beyond the first page, where no one looks.
+    for n in range(21):
+        stored(title=f"Recent case {n}", occurred=f"2026-05-{n + 1:02d}")
+    old = submit(coord, title="A 2019 misuse, reported late", occurred="2019-03-01")
+    queue = coord.get("/console/moderation", headers=HTML).text
+    titles = re.findall(r'<h2><a href="/console/incidents/\d+">#(\d+) ', queue)
+    assert titles[0] == str(old) and len(titles) == 20
+    nxt = re.search(r'href="(\?cursor=[^"]+)" rel="next"', queue).group(1)
+    rest = re.findall(r'<h2><a href="/console/incidents/\d+">#(\d+) ',
+                      coord.get("/console/moderation" + nxt, headers=HTML).text)
+    assert rest and not set(rest) & set(titles)
+    assert [int(i) for i in titles + rest] == sorted(map(int, titles + rest), reverse=True)
+
+
+def test_api_sorts_by_arrival_and_pages_with_the_cursor(coord, people):  # noqa: F811
+    ids = [stored(title=f"Arrival {n}", occurred=f"20{10 + n}-01-01") for n in range(5)]
+    ids.reverse()
+    h = people.coord.headers
+    first = coord.get("/api/v1/incidents/search?q=arrival&sort=received&limit=3",
+                      headers=h).json()
+    assert [i["incident"]["id"] for i in first["items"]] == ids[:3]
+    rest = coord.get("/api/v1/incidents/search", headers=h, params={
+        "q": "arrival", "sort": "received", "limit": 3, "cursor": first["next_cursor"]}).json()
+    assert [i["incident"]["id"] for i in rest["items"]] == ids[3:]
+    forged = coord.get("/api/v1/incidents/search", headers=h, params={
+        "q": "arrival", "sort": "received", "cursor": first["next_cursor"][:-2] + "zz"})
+    assert forged.status_code == 400 or forged.status_code == 422
