@@ -1,8 +1,10 @@
-"""The coordinator console: incident search, one incident with its triage actions, the
-moderation queue. Every read and write goes through the incidents services, as the API's."""
+"""The coordinator console: incident search, one incident with its triage actions (move,
+merge, embargo, link and unlink reports), the moderation queue. Every read and write goes
+through the incidents services, as the API's."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -15,6 +17,7 @@ from app.auth.principal import Principal
 from app.db import session_scope
 from app.errors import DomainError, Invalid
 from app.http import get
+from app.ids import MAX_ID
 from app.incidents import service
 from app.incidents.search import SearchParams, search_incidents
 from app.incidents.tables import INCIDENT_STATUSES
@@ -31,9 +34,14 @@ PAGE_SIZE = 20
 # crafted link cannot put words in the console's mouth. Unknown codes show nothing.
 DONE = {**{f"moved-{status}": f"Moved to {status}." for status in INCIDENT_STATUSES},
         "embargo-lifted": "Embargo lifted."}
+# Codes that carry a report number: digits only, so the notice says nothing but the number.
+REPORT_DONE = re.compile(r"report-(linked|unlinked)-([1-9][0-9]{0,18})")
 
 
 def done_message(code: str | None, incident=None) -> str | None:
+    match = REPORT_DONE.fullmatch(code or "")
+    if match:
+        return f"Report {match.group(2)} {match.group(1)}."
     if code == "duplicate" and incident is not None and incident.duplicate_of:
         return f"Marked as duplicate of #{incident.duplicate_of}; its reports moved there."
     if code == "embargoed" and incident is not None and incident.embargo_until:
@@ -148,9 +156,23 @@ def _embargo_until(raw: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _report_id(form) -> int:
+    raw = str(form.get("report_id", "")).strip().lstrip("#")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID):
+        raise Invalid("give a report number, e.g. 12 (each report shows its number)",
+                      field="report_id")
+    return int(raw)
+
+
 def _act(principal: Principal, incident_id: int, action: str, form) -> str:
     """Runs one triage action; returns the code (DONE) of what to tell the coordinator."""
     with session_scope() as session:
+        if action in ("link", "unlink"):
+            # The same service as POST /links and DELETE /links/{report_id}.
+            report_id = _report_id(form)
+            service.link_report(session, principal, incident_id, report_id,
+                                linked=action == "link")
+            return f"report-{action}ed-{report_id}"
         if action == "transition":
             to = str(form.get("to", ""))
             dup = str(form.get("duplicate_of", "")).strip().lstrip("#")
@@ -176,7 +198,9 @@ async def _triage(request: Request, principal: Principal, incident_id: int,
     try:
         message = await anyio.to_thread.run_sync(_act, principal, incident_id, action, form)
     except DomainError as exc:
-        if exc.status in (401, 403, 404):
+        # A missing incident is the page's own 404; a report number that names no report
+        # is a mistake in the form, shown there with what was typed.
+        if exc.status in (401, 403) or (exc.status == 404 and exc.field != "report_id"):
             raise
         # Show the incident as it is now, the refusal, and what was typed, unchanged.
         context = await anyio.to_thread.run_sync(_detail_context, principal, incident_id)
@@ -200,8 +224,23 @@ async def embargo_action(request: Request, principal: Principal, incident_id: in
     return await _triage(request, principal, incident_id, "embargo")
 
 
+@litestar.post("/incidents/{incident_id:int}/link", status_code=303)
+async def link_action(request: Request, principal: Principal, incident_id: int) -> Response:
+    """Link a report (of any incident, by its number) to this one too."""
+    principal.require_coordinator()
+    return await _triage(request, principal, incident_id, "link")
+
+
+@litestar.post("/incidents/{incident_id:int}/unlink", status_code=303)
+async def unlink_action(request: Request, principal: Principal, incident_id: int) -> Response:
+    """Unlink one of this incident's reports; the report and its other links stay."""
+    principal.require_coordinator()
+    return await _triage(request, principal, incident_id, "unlink")
+
+
 def console_handlers() -> list:
     """Route handlers of signing in and of the console, registered by app.web."""
     return [*auth_handlers(),
             signed_in_router("/console", [search_page, moderation_page, incident_page,
-                                          transition_action, embargo_action])]
+                                          transition_action, embargo_action, link_action,
+                                          unlink_action])]

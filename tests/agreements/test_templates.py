@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
-from click.testing import CliRunner
 from sqlmodel import select
 
 from app.access import may_download
-from app.agreements.cli import agreement as agreement_cli
 from app.agreements.demo import load_demo_agreement
 from app.agreements.schemas import ScopeIn
 from app.agreements.service import instantiate_template, read_agreement
@@ -69,17 +66,6 @@ def test_template_from_a_path(people, tmp_path):
     assert read.title == "Evaluation of lab-a/m" and read.template == "mine"
     assert read.terms == "From 2026-03-01; keep {braces} as written."
     assert read.ends_at == datetime(2026, 3, 11, tzinfo=UTC)
-
-
-def test_cli_from_template(people):
-    result = CliRunner().invoke(agreement_cli, [
-        "from-template", "non_commercial_access_2019", "--discloser", "lab-a",
-        "--party", "lab-c", "--party", "lab-d", "--model", "lab-a/m",
-        "--starts", "2026-01-10", "--ends", "2026-03-01"])
-    assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
-    assert body["status"] == "draft" and body["ends_at"].startswith("2026-03-01")
-    assert [p["lab"] for p in body["parties"]] == ["lab-c", "lab-d"]
 
 
 def test_demo_agreement(client, settings):
