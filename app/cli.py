@@ -2,7 +2,9 @@
 
 Lab-facing commands (models, plans, checkpoints, evals, incidents, agreements) talk
 HTTP to a registry (`--url`/STAGEGATE_URL); operator commands (serve, db, demo, user,
-lab create, token create/revoke, backup, restore) act on this machine's database.
+lab create, token create/revoke, backup, restore) act on this machine's database, and
+refuse (rather than create an empty one) where there is no registry database, except
+the commands that set one up (SETS_UP).
 Command groups live beside their domain (app/*/cli.py) and import their dependencies
 inside each command, so `stagegate --help` loads neither the web stack nor the ORM.
 """
@@ -14,11 +16,16 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from functools import wraps
 
 import click
 
 from app.auth.principal import SYSTEM
 from app.errors import DomainError
+
+# Operator commands that set a registry up, and so may create its database where there is
+# none yet. Every other command that opens this machine's database refuses instead.
+SETS_UP = frozenset({"serve", "demo", "db upgrade", "lab create", "user create", "restore"})
 
 
 def _fail(exc: DomainError) -> None:
@@ -27,13 +34,34 @@ def _fail(exc: DomainError) -> None:
     sys.exit(2)
 
 
+def _stdout_closed() -> None:
+    """The reader went away (`stagegate ... | head -1`): stop quietly. Python's docs
+    (signal, "Note on SIGPIPE"): point stdout at devnull so the flush at exit cannot
+    fail again, and exit 1."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's stream)
+        pass
+    sys.exit(1)
+
+
 class Group(click.Group):
     """Every failure is one clear line and exit code 2, never a traceback
-    (STAGEGATE_DEBUG=1 shows the traceback of an unexpected error)."""
+    (STAGEGATE_DEBUG=1 shows the traceback of an unexpected error); a closed stdout
+    ends the command quietly."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except BrokenPipeError:
+            _stdout_closed()
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _stdout_closed()
         except DomainError as exc:
             _fail(exc)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -42,7 +70,9 @@ class Group(click.Group):
             from app.client import ApiError
 
             if isinstance(exc, ApiError):
-                click.echo(f"error: {exc}", err=True)
+                # With --json a policy refusal's body is already on stdout.
+                message = str(exc).splitlines()[0] if exc.json_shown else str(exc)
+                click.echo(f"error: {message}", err=True)
                 sys.exit(2)
             if isinstance(exc, OSError):
                 click.echo(f"error: {exc}", err=True)
@@ -61,11 +91,17 @@ class Group(click.Group):
                    "`stagegate login`")
 @click.version_option(package_name="stagegate", prog_name="stagegate")
 def main(url: str | None) -> None:
-    """Stagegate: a publication-norms registry for AI labs."""
+    """Stagegate: a publication-norms registry for AI labs.
+
+    Lab-facing commands talk HTTP to the registry at --url with your token; operator
+    commands (marked "operator, local database") act on this machine's registry, found
+    through STAGEGATE_DATA_DIR (default ./data) or STAGEGATE_DATABASE_URL."""
     from app.installers import install_with_engine
 
     # Commands on this machine's database get the session listeners when they first make
     # an engine (app/db.py); commands that only talk HTTP never load the ORM for them.
+    # Before that, an operator command refuses where there is no registry database.
+    install_with_engine(_refuse_a_missing_registry)
     install_with_engine(_install_listeners)
 
 
@@ -75,12 +111,81 @@ def _install_listeners() -> None:
     install_listeners()
 
 
+def _command_path(ctx: click.Context) -> str:
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
+def missing_registry_database() -> str | None:
+    """The SQLite file the settings name when it does not exist yet (PostgreSQL databases
+    are made by their server, never by a connection)."""
+    from app.settings import get_settings
+
+    url = get_settings().database_url
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    if not path or path == ":memory:" or os.path.exists(path):
+        return None
+    return os.path.abspath(path)
+
+
+def _refuse_a_missing_registry() -> None:
+    """Run by app.db before it makes an engine (and so before SQLite creates a file):
+    inside a `stagegate` command that does not set a registry up, a missing database is
+    one clear line, never an empty ./data/stagegate.db left behind. Outside a command
+    (the server's threads, tests) it does nothing."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    command = _command_path(ctx)
+    if command in SETS_UP:
+        return
+    path = missing_registry_database()
+    if path is None:
+        return
+    from app.clikit import Fail
+
+    raise Fail(f"no registry database at {path}; `stagegate {command}` works on the "
+               "registry's own machine (set STAGEGATE_DATA_DIR or STAGEGATE_DATABASE_URL "
+               "to its database, or create one with `stagegate db upgrade`)")
+
+
+def _checks_registry_first(command: click.Command) -> None:
+    """For operator commands that read the database without making an engine first
+    (backup opens the SQLite file itself) or only deep inside a loop (worker): the same
+    refusal, before they start (after their options are parsed, so --help works)."""
+    run = command.callback
+
+    @wraps(run)
+    def checked(*args, **kwargs):
+        _refuse_a_missing_registry()
+        return run(*args, **kwargs)
+    command.callback = checked
+
+
+def _set_up_registry() -> None:
+    """`lab create` / `user create` on a machine without a registry yet: make the
+    database at the current schema first (as `serve` and `demo` do)."""
+    from app.db import get_engine, has_tables, upgrade
+
+    created = missing_registry_database()
+    if not has_tables(get_engine()):
+        upgrade()
+        if created:
+            click.echo(f"created the registry database {created}", err=True)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-migrate", is_flag=True, help="refuse to start on an un-migrated database")
 def serve(host: str, port: int, no_migrate: bool) -> None:
-    """Serve the web app and API (migrating the embedded database first)."""
+    """Serve the web app and API (operator, this machine: creates and migrates its
+    database first)."""
     import uvicorn
 
     from app import create_app
@@ -134,12 +239,12 @@ def exit_if_threads_stuck(grace: float, _exit=os._exit) -> threading.Thread:
 
 @main.group()
 def db() -> None:
-    """Database schema."""
+    """This machine's registry database (operator)."""
 
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply all migrations."""
+    """Apply all migrations (operator, local database; creates it if there is none)."""
     from app.db import upgrade
 
     upgrade()
@@ -149,7 +254,8 @@ def db_upgrade() -> None:
 @main.command()
 @click.option("--no-models", is_flag=True, help="skip training and evaluating the demo models")
 def demo(no_models: bool) -> None:
-    """Load the demo data (idempotent): the GPT-2 release of 2019 and a tiny model family."""
+    """Load the demo data (idempotent): the GPT-2 release of 2019 and a tiny model family
+    (operator, local database; creates it if there is none)."""
     from app.db import upgrade
     from app.demo import load_demo
 
@@ -160,7 +266,7 @@ def demo(no_models: bool) -> None:
 
 @main.group()
 def lab() -> None:
-    """Labs."""
+    """Labs: list and members over HTTP; create on this machine (operator)."""
 
 
 @lab.command("create")
@@ -168,10 +274,12 @@ def lab() -> None:
 @click.option("--name", required=True)
 @click.option("--url")
 def lab_create(slug: str, name: str, url: str | None) -> None:
-    """Create a lab (operator, local database)."""
+    """Create a lab (operator, local database; creates the registry's database if there
+    is none yet)."""
     from app.db import session_scope
     from app.labs.service import create_lab
 
+    _set_up_registry()
     with session_scope() as session:
         create_lab(session, SYSTEM, slug, name, url)
     click.echo(f"created lab {slug}")
@@ -179,7 +287,7 @@ def lab_create(slug: str, name: str, url: str | None) -> None:
 
 @main.group()
 def user() -> None:
-    """Users."""
+    """Users: reactivate over HTTP; create, list, set-password on this machine (operator)."""
 
 
 @user.command("create")
@@ -188,12 +296,14 @@ def user() -> None:
 @click.option("--role", type=click.Choice(["lab_admin", "lab_member"]), default="lab_member")
 @click.option("--coordinator", is_flag=True)
 def user_create(name: str, lab_slug: str | None, role: str, coordinator: bool) -> None:
-    """Create a user in a lab, or a coordinator (operator, local database)."""
+    """Create a user in a lab, or a coordinator (operator, local database; creates the
+    registry's database if there is none yet)."""
     from app.auth.service import create_user
     from app.db import session_scope
 
     if not lab_slug and not coordinator:
         raise click.UsageError("give --lab SLUG (with --role) or --coordinator")
+    _set_up_registry()
     with session_scope() as session:
         create_user(session, SYSTEM, name, lab_slug=lab_slug, role=role,
                     coordinator=coordinator)
@@ -205,7 +315,8 @@ def user_create(name: str, lab_slug: str | None, role: str, coordinator: bool) -
 @click.option("--password-stdin", is_flag=True,
               help="read the password from the first line of stdin (scripts)")
 def user_set_password(name: str, password_stdin: bool) -> None:
-    """Set the password a user signs in to the web console with (argon2id)."""
+    """Set the password a user signs in to the web console with (argon2id) (operator,
+    local database)."""
     from app.auth.passwords import set_password
     from app.auth.service import get_user
     from app.db import session_scope
@@ -221,7 +332,7 @@ def user_set_password(name: str, password_stdin: bool) -> None:
 
 @main.group()
 def token() -> None:
-    """API tokens."""
+    """API tokens: list yours over HTTP; create and revoke on this machine (operator)."""
 
 
 @token.command("create")
@@ -286,6 +397,8 @@ from app.plans.cli import plan
 for command in (agreement, checkpoint, worker, eval_group, reported, incident, model, card,
                 plan, login, logout, whoami, backup, restore, policy):
     main.add_command(command)
+for command in (backup, worker):
+    _checks_registry_first(command)
 token.add_command(token_list)
 for command in (lab_list, lab_member_remove, lab_member_role):
     lab.add_command(command)

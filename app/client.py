@@ -18,7 +18,21 @@ CREDENTIALS = "credentials.json"
 
 
 class ApiError(Exception):
-    """One line for the user; the CLI prints it and exits with code 2."""
+    """An error for the user: the first line of `str()` is the one-line summary; a policy
+    refusal adds one indented block per violation. `body` is the problem details the
+    registry sent (None when there was no answer), `status` its HTTP status."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 body: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.json_shown = False  # the body went to stdout (--json): stderr gets line one
+
+    @property
+    def violations(self) -> list[dict]:
+        found = (self.body or {}).get("violations")
+        return [v for v in found if isinstance(v, dict)] if isinstance(found, list) else []
 
 
 def config_dir() -> Path:
@@ -60,18 +74,49 @@ def forget_credentials() -> bool:
     return existed
 
 
-def describe(response: httpx.Response) -> str:
-    """An RFC 9457 problem as one line: status, detail, and the fields it names."""
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def problem_body(response: httpx.Response) -> dict | None:
     try:
         body = response.json()
     except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def describe(response: httpx.Response) -> str:
+    """An RFC 9457 problem as one line: status, detail, and the fields it names; then,
+    for a policy refusal, each violation's message, fix and due date as the body has
+    them (indented, one block per violation)."""
+    body = problem_body(response) or {}
     detail = body.get("detail") or body.get("title") or response.reason_phrase
     fields = [e.get("field") for e in body.get("errors") or [] if isinstance(e, dict)]
     where = f" ({', '.join(f for f in fields if f)})" if any(fields) else ""
-    return f"{response.status_code}{where}: {' '.join(str(detail).split())}"
+    lines = [f"{response.status_code}{where}: {_one_line(detail)}"]
+    violations = body.get("violations")
+    for v in violations if isinstance(violations, list) else []:
+        if isinstance(v, dict):
+            lines.extend(violation_lines(v))
+    return "\n".join(lines)
+
+
+def violation_lines(v: dict) -> list[str]:
+    """One refused rule: `policy/rule (stage N NAME): message`, then its fix and due date
+    where the body has them."""
+    rule = "/".join(str(v[k]) for k in ("policy", "rule") if v.get(k))
+    stage = f"stage {v['stage']}" if v.get("stage") is not None else ""
+    if stage and v.get("stage_name"):
+        stage += f" {v['stage_name']}"
+    head = f"{rule} ({stage})" if rule and stage else rule or stage
+    message = _one_line(v.get("message") or v.get("detail") or "")
+    lines = [f"  {head}: {message}" if head else f"  {message}"]
+    if v.get("fix"):
+        lines.append(f"    fix: {_one_line(v['fix'])}")
+    if v.get("due"):
+        lines.append(f"    due: {v['due']}")
+    return lines
 
 
 class Client:
@@ -91,7 +136,8 @@ class Client:
         except httpx.TransportError as exc:
             raise ApiError(f"cannot reach {self.url}: {exc}") from None
         if response.status_code >= 400:
-            raise ApiError(describe(response))
+            raise ApiError(describe(response), status=response.status_code,
+                           body=problem_body(response))
         return response
 
     def get(self, path: str, **params) -> object:
@@ -132,5 +178,6 @@ class Client:
         if response.status_code >= 400:
             response.read()
             response.close()
-            raise ApiError(describe(response))
+            raise ApiError(describe(response), status=response.status_code,
+                           body=problem_body(response))
         return response

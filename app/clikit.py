@@ -27,12 +27,19 @@ def remote(fn: Callable) -> Callable:
     """Pass a `Client` for --url / STAGEGATE_URL and STAGEGATE_TOKEN (or `stagegate login`)."""
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from app.client import Client
+        from app.client import ApiError, Client
 
         url = click.get_current_context().find_root().params.get("url")
         client = Client(url)
         try:
             return fn(client, *args, **kwargs)
+        except ApiError as exc:
+            # A policy refusal is data a script needs (which rules, fixes, due dates):
+            # with --json the problem body goes to stdout; stderr keeps the one line.
+            if kwargs.get("as_json") and exc.violations:
+                click.echo(json.dumps(exc.body, indent=2, default=str))
+                exc.json_shown = True
+            raise
         finally:
             client.http.close()
     return wrapper

@@ -41,9 +41,20 @@ def logout() -> None:
 @as_json_option
 @remote
 def whoami(client, as_json: bool) -> None:
-    """Who the registry takes you for, and your labs."""
+    """Who the registry (--url) takes your token for, and your labs (over HTTP)."""
     me = client.get("/api/v1/me")
-    emit(me, as_json)
+    if as_json:
+        return emit(me, True)
+    labs = me.get("labs") or {}
+    rows = [("name", me.get("name")), ("registry", client.url)]
+    if me.get("display_name"):
+        rows.insert(1, ("display name", me["display_name"]))
+    rows.append(("coordinator", "yes" if me.get("is_coordinator") else "no"))
+    rows.append(("labs", ", ".join(f"{slug} ({role})" for slug, role in sorted(labs.items()))
+                 or "none"))
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        click.echo(f"{(key + ':').ljust(width + 1)} {value}")
 
 
 @click.command("list")

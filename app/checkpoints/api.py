@@ -132,11 +132,16 @@ class CheckpointController(Controller):
                                             data.access_level)
             return service.read_checkpoint(session, ckpt, principal)
 
-    # A download is long by design: outside the request budget (app/http.py).
-    @get("/{checkpoint_id:int}/files/{name:str}", opt={**PUBLIC, "request_budget": False})
+    # A download is long by design: outside the request budget (app/http.py). 403 says
+    # why: a partner's grant on this checkpoint has ended, or the caller sees it but may
+    # not download it; any other unseen checkpoint is the 404 of one that never existed.
+    @get("/{checkpoint_id:int}/files/{name:str}",
+         opt={**PUBLIC, "request_budget": False, "problems": (403,)})
     def download_file(self, checkpoint_id: Id, name: str, principal: Principal,
                       request: Request) -> Response:
-        """The whole file, or one `Range: bytes=...` of it (206) to resume a download."""
+        """The whole file, or one `Range: bytes=...` of it (206) to resume a download.
+        403 when your lab's grant on it has ended, or you may see it but not download it
+        (`detail` says why)."""
         with session_scope(write=False) as session:
             path, entry = service.open_file(session, principal, checkpoint_id, name)
         headers = _file_headers(entry)

@@ -147,18 +147,36 @@ def show(client, checkpoint_id: int, as_json: bool) -> None:
 @remote
 def download(client, checkpoint_id: int, dest: Path, no_progress: bool) -> None:
     """Download every file of a checkpoint, checking each file's SHA-256."""
-    body = client.get(f"/api/v1/checkpoints/{checkpoint_id}")
+    from app.client import ApiError
+
+    try:
+        body = client.get(f"/api/v1/checkpoints/{checkpoint_id}")
+    except ApiError as exc:
+        if exc.status == 404:
+            # A partner whose agreement ended no longer sees the checkpoint; its file
+            # route says why (403) where that tells them nothing new, else the same 404.
+            client.stream(f"/api/v1/checkpoints/{checkpoint_id}/files/config.json").close()
+        raise
     entries = body.get("manifest") or body.get("files") or []
-    dest.mkdir(parents=True, exist_ok=True)
     total = sum(e.get("size", 0) for e in entries)
+    # The first file is asked for before the folder and the bar appear: a refused
+    # download (403, with the reason) leaves nothing behind and prints only the error.
+    first = client.stream(f"/api/v1/checkpoints/{checkpoint_id}/files/{entries[0]['name']}") \
+        if entries else None
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        if first is not None:
+            first.close()
+        raise
     with click.progressbar(length=total, label=f"downloading {len(entries)} files",
                            file=click.get_text_stream("stderr"), hidden=no_progress) as bar:
         for entry in entries:
             target = dest / Path(entry["name"]).name
             sha = hashlib.sha256()
             part = target.with_name(target.name + ".part")
-            response = client.stream(f"/api/v1/checkpoints/{checkpoint_id}/files/"
-                                     f"{entry['name']}")
+            response, first = first or client.stream(
+                f"/api/v1/checkpoints/{checkpoint_id}/files/{entry['name']}"), None
             try:
                 with part.open("wb") as out:
                     for chunk in response.iter_bytes(1 << 20):

@@ -9,13 +9,23 @@ from typing import BinaryIO
 from sqlalchemy import false, or_
 from sqlmodel import Session, select
 
-from app.access import checkpoint_audience, visible_checkpoints, visible_plans
+from app.access import (
+    agreement_window,
+    checkpoint_audience,
+    grants_for,
+    may_download,
+    visible_agreements,
+    visible_checkpoints,
+    visible_plans,
+)
+from app.access.checkpoints import GRANTED_LEVELS
+from app.agreements.tables import AgreementParty, AgreementScope, DisclosureAgreement
 from app.auth.principal import Principal
 from app.checkpoints.blobstore import BlobStore
 from app.checkpoints.schemas import CheckpointCreate, CheckpointRead
 from app.checkpoints.tables import ACCESS_LEVELS, Checkpoint
 from app.checkpoints.validate import reject, validate_checkpoint
-from app.errors import Conflict, Invalid, NotFound, TooLarge
+from app.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from app.events.service import record
 from app.labs.tables import Lab
 from app.models.service import find_model
@@ -23,7 +33,7 @@ from app.models.tables import AIModel
 from app.pagination import PageRequest, paginate
 from app.plans.tables import ReleasePlan, Stage
 from app.settings import Settings, get_settings
-from app.timeutil import digest
+from app.timeutil import as_utc, digest, utcnow
 
 DEFAULT_MAX_UPLOAD = 4 * 1024**3
 
@@ -140,11 +150,90 @@ def set_access_level(session: Session, actor: Principal, checkpoint_id: int,
 
 def open_file(session: Session, principal: Principal, checkpoint_id: int, name: str,
               settings: Settings | None = None) -> tuple[Path, dict]:
-    ckpt = get_checkpoint(session, principal, checkpoint_id)
+    """A file the principal may download. A checkpoint they may not see is the same 404
+    as one that never existed; one they may see but not download is a 403 that says why
+    (download_refusal), which tells them nothing the checkpoint's own page does not."""
+    try:
+        ckpt = get_checkpoint(session, principal, checkpoint_id)
+    except NotFound:
+        if reason := ended_access(session, principal, checkpoint_id):
+            raise Forbidden(reason, field="checkpoint_id") from None
+        raise
+    if not may_download(session, principal, ckpt.id):
+        raise Forbidden(download_refusal(session, principal, ckpt), field="checkpoint_id")
     entry = next((e for e in ckpt.manifest if e["name"] == name), None)
     if entry is None:
         raise NotFound(f"checkpoint {checkpoint_id} has no file {name!r}", field="name")
     return blob_store(settings).path(entry["sha256"]), entry
+
+
+def _day(t) -> str:
+    return as_utc(t).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ended_access(session: Session, principal: Principal, checkpoint_id: int) -> str | None:
+    """Why a partner whose access has ended cannot download a checkpoint they no longer
+    see. Said only when one of their labs really held a grant on this very checkpoint
+    (they downloaded it or could have, so its existence is no secret to them); any other
+    unseen checkpoint stays the 404 of one that never existed."""
+    if not principal.lab_ids:
+        return None
+    now = utcnow()
+    ended = sorted((g for g in grants_for(session, [checkpoint_id])
+                    if g.lab_id in principal.lab_ids and g.end is not None and g.end <= now),
+                   key=lambda g: g.end)
+    if not ended:
+        return None
+    last = ended[-1]
+    return (f"your lab's access to checkpoint {checkpoint_id} under agreement "
+            f"{last.agreement_id} ended on {_day(last.end)}")
+
+
+def download_refusal(session: Session, principal: Principal, ckpt: Checkpoint) -> str:
+    """Why `principal` may not download `ckpt`, which they may see. Built from the same
+    rules as app.access (README "What an agreement grants") and naming only agreements
+    the principal may read, for the checkpoint's page already shows its lab and level."""
+    lab = session.get(Lab, ckpt.lab_id).slug
+    who = f"checkpoint {ckpt.id}"
+    if ckpt.access_level not in GRANTED_LEVELS:
+        return f"{who} is {ckpt.access_level}: only members of {lab} may download it"
+    if not principal.lab_ids:
+        return (f"{who} is open to partners of {lab} only: sign in as a member of a lab "
+                "that is party to an agreement covering it")
+    now = utcnow()
+    grants = [g for g in grants_for(session, [ckpt.id]) if g.lab_id in principal.lab_ids]
+    if coming := sorted((g for g in grants if g.start > now), key=lambda g: g.start):
+        return (f"your lab's agreement {coming[0].agreement_id} grants {who} from "
+                f"{_day(coming[0].start)}, not yet")
+    if ended := sorted((g for g in grants if g.end is not None and g.end <= now),
+                       key=lambda g: g.end):
+        return (f"your lab's agreement {ended[-1].agreement_id} granted {who} until "
+                f"{_day(ended[-1].end)}; it has ended")
+    A = DisclosureAgreement
+    covers = or_(AgreementScope.model_id == ckpt.model_id,
+                 AgreementScope.checkpoint_id == ckpt.id,
+                 AgreementScope.stage_id == ckpt.stage_id if ckpt.stage_id else false())
+    mine = select(A).where(A.lab_id == ckpt.lab_id, visible_agreements(principal, now),
+                           A.id.in_(select(AgreementParty.agreement_id).where(
+                               AgreementParty.lab_id.in_(principal.lab_ids))))
+    agreements = list(session.exec(mine.order_by(A.id.desc())))
+    covering = set(session.exec(select(AgreementScope.agreement_id).where(
+        covers, AgreementScope.agreement_id.in_([a.id for a in agreements])))) \
+        if agreements else set()
+    for a in agreements:
+        window = agreement_window(a)
+        if a.id in covering and window and window[1] <= as_utc(ckpt.created_at):
+            return (f"{who} was uploaded after your lab's agreement {a.id} ended "
+                    f"({_day(window[1])})")
+    for a in agreements:
+        if a.id in covering and a.status == "proposed":
+            return f"your lab's agreement {a.id} is not in force: not every party has signed"
+    for a in agreements:
+        window = agreement_window(a)
+        if a.id not in covering and window and window[0] <= now < window[1]:
+            return (f"your lab's agreement {a.id} with {lab} does not cover {who}: its scope "
+                    "names neither its model, its stage nor the checkpoint")
+    return f"no agreement in force between {lab} and your lab covers {who}"
 
 
 def materialise(ckpt: Checkpoint, dest: Path, settings: Settings | None = None) -> Path:

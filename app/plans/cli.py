@@ -87,7 +87,15 @@ def plan_transition(client, plan_id, to, position, actual_date, reason, version,
     result = client.post(path, body)
     if as_json:
         return emit(result, True)
-    click.echo(f"plan {result['id']} {result['status']} (version {result['version']})")
+    if position is None:
+        click.echo(f"plan {result['id']} {result['status']} (version {result['version']})")
+        return
+    # A stage move answers with the whole plan: say what became of the stage.
+    moved = next((s for s in result.get("stages", []) if s.get("position") == position), {})
+    when = f" on {moved['actual_date']}" if to == "released" and moved.get("actual_date") \
+        else ""
+    click.echo(f"plan {result['id']} stage {position} ({moved.get('name', '?')}) "
+               f"{moved.get('status', to)}{when} (plan version {result['version']})")
 
 
 @plan.command("diff")
