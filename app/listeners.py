@@ -11,14 +11,16 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app import markdown
+from app.evals import charts
 from app.norms import recompute
 from app.plans import cache
 
 
 def install_listeners() -> None:
-    """Markdown rendered on write, verdicts recomputed before commit, plan cache entries
-    dropped after commit. Idempotent."""
+    """Markdown rendered on write, verdicts recomputed and model-card charts redrawn
+    before commit, plan cache entries dropped after commit. Idempotent."""
     markdown.install()
     recompute.install()
+    charts.install()
     if not event.contains(Session, "after_commit", cache.drop_changed_on_commit):
         event.listen(Session, "after_commit", cache.drop_changed_on_commit)

@@ -85,3 +85,23 @@ class EvalResultCheckpoint(SQLModel, table=True):
     result_id: int = Field(foreign_key="eval_result.id", primary_key=True, sa_type=BIGINT)
     checkpoint_id: int = Field(foreign_key="checkpoint.id", primary_key=True, index=True,
                                sa_type=BIGINT)
+
+
+class ModelChart(SQLModel, table=True):
+    """A model card's metric charts as one audience sees them, drawn when the numbers
+    behind them change (app/evals/charts.py, from a session listener) and read on view.
+
+    `audience` is one of results_audience's keys (app/access): "public" (what anyone may
+    see) or "lab" (the model's own lab and coordinators). `charts` lists, in card order,
+    {suite, metric, digest, svg}; `digest` names the whole list. A page serves a stored
+    SVG only for a series whose digest equals the one it computed for its own reader, so
+    a stored chart never shows a reader more than the reader's own rows would draw."""
+    __tablename__ = "model_chart"
+    model_id: int = Field(foreign_key="ai_model.id", primary_key=True, sa_type=BIGINT)
+    audience: str = Field(primary_key=True, max_length=16)
+    digest: str = Field(max_length=64)
+    # app.evals.charts.CHART_VERSION of the drawing code that made them: the worker's
+    # sweep redraws rows an older version drew.
+    version: int = 1
+    charts: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -19,7 +19,7 @@ from app.auth.principal import SYSTEM
 from app.checkpoints.service import materialise
 from app.checkpoints.tables import Checkpoint
 from app.db import engine_for, session_scope
-from app.evals import service
+from app.evals import charts, service
 from app.evals.tables import EvalResult, EvalRun
 from app.events.service import record
 from app.norms.service import refresh_due
@@ -328,6 +328,9 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
                 service.enqueue_missing(s)
                 fail_abandoned(s)
                 refresh_due(s)  # verdicts a passing date turns (app/norms)
+                # Charts of models stored before they were kept (results landing keep
+                # them from then on, through the listener in app/evals/charts.py).
+                charts.store_missing(s)
             last_enqueue = now
         with session_scope(engine) as s:
             claimed = claim(s, worker_id, lease_s)

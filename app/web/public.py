@@ -200,7 +200,11 @@ def card_context(session, principal: Principal, lab: str, model_slug: str) -> di
         "compliance": {p.id: norms.compliance_of_plan(session, principal, p, stages[p.id])
                        for p in plans},
         "eval_rows": [(c, _eval_rows(c)) for c in live["checkpoints"]],
-        "model_reported": live["reported"], "charts": charts.metric_charts(live["checkpoints"]),
+        "model_reported": live["reported"],
+        # Drawn when the results landed (app/evals/charts.py); read here by the digest of
+        # this reader's own series, drawn now only where no stored chart matches it.
+        "charts": charts.metric_charts(live["checkpoints"],
+                                       charts.stored_svgs(session, model.id)),
         "transfer": _transfer(live["checkpoints"]), "bias": _bias(live["checkpoints"]),
         "runs": runs, "active": any(r["status"] in ACTIVE for r in runs),
         "agreements": agreements,

@@ -1,17 +1,23 @@
 """Charts are bounded by construction (DESIGN.md convention 11): every chart helper gets
 normalised input, so pygal never searches for a scale (its compute_scale looped forever on
 `[0.9999999999999999, 1, 1, 1]`), and a model card whose results form such a series
-answers at once, on both databases."""
+answers at once, on both databases.
+
+Charts are stored when results land (app/evals/charts.py): a finished run leaves the
+card's charts in model_chart before anyone views it, the card serves them without
+drawing, and the public chart never holds a number of a checkpoint the public may not
+see."""
 
 from __future__ import annotations
 
 import math
 import time
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.web import charts
+from app.evals import charts
 
 BUDGET_S = 0.050
 NEAR_CONSTANT = [0.9999999999999999, 1, 1, 1]
@@ -125,8 +131,8 @@ def _seed_near_constant(world) -> str:
 
 def test_a_near_constant_card_answers_quickly(client, world):
     charts._CACHE.clear()
-    url = _seed_near_constant(world)
-    for _ in range(2):  # the first view renders, the second reads the cache
+    url = _seed_near_constant(world)  # its commit draws and stores the chart
+    for _ in range(2):
         started = time.perf_counter()
         r = client.get(url, headers=world.coord.headers)
         assert r.status_code == 200, r.text[:500]
@@ -144,3 +150,140 @@ def test_pygal_never_searches_for_a_scale(monkeypatch):
     charts._CACHE.clear()
     for values in (NEAR_CONSTANT, [1.0, 2.0], [None, -4.0], [1e308, 5e-324]):
         assert charts.line_chart("m", ["a", "b", "c", "d"][:len(values)], values)
+
+
+# --- Stored charts: drawn when results land, read on view --------------------------------
+
+def _refuse_drawing(monkeypatch):
+    """Any chart drawn from here on fails the test: what a page shows must come from the
+    store (a fresh process, or a second server, has nothing in its LRU)."""
+    def refuse(*args):
+        raise AssertionError("a chart was drawn on view")
+
+    charts._CACHE.clear()
+    monkeypatch.setattr(charts, "_render", refuse)
+
+
+def _stored(model_id: int) -> dict[str, list[dict]]:
+    from sqlmodel import select
+
+    from app.db import session_scope
+    from app.evals.tables import ModelChart
+
+    with session_scope(write=False) as s:
+        return {r.audience: r.charts for r in s.exec(
+            select(ModelChart).where(ModelChart.model_id == model_id))}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, bytes]:
+    from tests.checkpoints.tiny import checkpoint_files, tiny_gpt2
+
+    return checkpoint_files(tiny_gpt2(tmp_path_factory.mktemp("tiny")))
+
+
+def test_a_finished_run_stores_the_charts_and_the_card_reads_them(client, world, settings,
+                                                                  files, monkeypatch):
+    from tests.checkpoints.tiny import upload
+    from tests.evals.workers import work
+
+    ckpt = upload(client, world.a_member, files).json()
+    for run in client.get(f"/api/v1/evals/runs?checkpoint_id={ckpt['id']}").json()["items"]:
+        if run["suite_id"] != "perplexity":  # one suite is enough here
+            assert client.post(f"/api/v1/evals/runs/{run['id']}/cancel",
+                               headers=world.a_member.headers).status_code == 200
+    assert _stored(world.model_a).get("public", []) == []  # nothing measured yet
+    charts._CACHE.clear()
+    assert work(settings) == 1
+    # Stored by the worker's own commit, before any page was viewed.
+    stored = _stored(world.model_a)
+    assert {c["metric"] for c in stored["public"]} >= {"perplexity", "bits_per_byte"}
+    assert [c["digest"] for c in stored["lab"]] == [c["digest"] for c in stored["public"]]
+    assert all(c["svg"].startswith("<svg") and "step-1" in c["svg"] for c in stored["public"])
+    _refuse_drawing(monkeypatch)
+    for headers in ({}, world.coord.headers, world.a_member.headers, world.b_member.headers):
+        r = client.get("/models/lab-a/m", headers=headers)
+        assert r.status_code == 200, r.text[:500]
+        assert "perplexity across checkpoints: step-1" in r.text
+
+
+def _seed_two_levels(world) -> dict[str, int]:
+    """Model A: `open-1` (public) and `shared-2` (partners), a measured result on each."""
+    from app.checkpoints.tables import Checkpoint
+    from app.db import session_scope
+    from app.evals.service import store_result
+    from app.evals.tables import EvalResult
+    from app.models.tables import AIModel
+
+    ids = {}
+    with session_scope() as s:
+        lab_id = s.get(AIModel, world.model_a).lab_id
+        for i, (name, level, value) in enumerate((("open-1", "public", 0.123456),
+                                                  ("shared-2", "partners", 0.987654))):
+            ckpt = Checkpoint(model_id=world.model_a, lab_id=lab_id, name=name,
+                              access_level=level, manifest=[], manifest_digest=f"{i}" * 64,
+                              total_bytes=1, parameter_count=1)
+            s.add(ckpt)
+            s.flush()
+            row = store_result(s, EvalResult(
+                result_key=f"{i}" * 64, source="measured", model_id=world.model_a,
+                checkpoint_id=ckpt.id, suite_id="perplexity", suite_version=1,
+                manifest_digest=ckpt.manifest_digest, config_digest="0" * 64,
+                metrics={"accuracy": value}))
+            ids[name], ids[f"result-{name}"] = ckpt.id, row.id
+    return ids
+
+
+def test_a_partners_only_result_never_reaches_the_public_chart(client, world, monkeypatch):
+    ids = _seed_two_levels(world)
+    stored = _stored(world.model_a)
+    public, lab = stored["public"][0]["svg"], stored["lab"][0]["svg"]
+    assert "open-1" in public and "0.1235" in public
+    assert "shared-2" not in public and "0.9877" not in public
+    assert "shared-2" in lab and "0.9877" in lab
+    _refuse_drawing(monkeypatch)
+    # The public and a lab without an agreement get the public chart; the model's lab and
+    # coordinators the lab's. None of it is drawn on view.
+    for headers in ({}, world.b_member.headers):
+        page = client.get("/models/lab-a/m", headers=headers).text
+        assert "accuracy across checkpoints: open-1 0.1235" in page
+        assert "shared-2" not in page and "0.9877" not in page and "0.987654" not in page
+    for headers in (world.a_member.headers, world.coord.headers):
+        page = client.get("/models/lab-a/m", headers=headers).text
+        assert "accuracy across checkpoints: open-1 0.1235, shared-2 0.9877" in page
+
+    # Released: the public chart follows in the same commit as the access change.
+    from app.checkpoints.service import set_access_level
+    from app.db import session_scope
+
+    with session_scope() as s:
+        set_access_level(s, world.a_member.principal, ids["shared-2"], "public")
+    assert "shared-2 0.9877" in _stored(world.model_a)["public"][0]["svg"]
+    assert "open-1 0.1235, shared-2 0.9877" in client.get("/models/lab-a/m").text
+
+
+def test_deleting_a_result_redraws_and_an_unstored_series_is_drawn_on_view(client, world):
+    from sqlmodel import delete
+
+    from app.db import session_scope
+    from app.evals.tables import EvalResult, EvalResultCheckpoint, ModelChart
+
+    ids = _seed_two_levels(world)
+    with session_scope() as s:
+        s.exec(delete(EvalResultCheckpoint).where(
+            EvalResultCheckpoint.result_id == ids["result-shared-2"]))
+        s.delete(s.get(EvalResult, ids["result-shared-2"]))
+    lab = _stored(world.model_a)["lab"][0]["svg"]
+    assert "0.9877" not in lab and "shared-2 n/a" in lab
+    # Rows gone (a database from before 0014): the card draws on view, and the worker's
+    # sweep stores them again.
+    with session_scope() as s:
+        s.exec(delete(ModelChart))
+    charts._CACHE.clear()
+    assert "accuracy across checkpoints: open-1 0.1235" in client.get("/models/lab-a/m").text
+    with session_scope() as s:
+        assert charts.models_without_charts(s) == [world.model_a]
+        assert charts.store_missing(s) == 1
+    assert set(_stored(world.model_a)) == {"public", "lab"}
+    with session_scope(write=False) as s:
+        assert charts.models_without_charts(s) == []
