@@ -9,10 +9,12 @@ from huggingface_hub import EvalResult as HubEvalResult
 from huggingface_hub import ModelCard, ModelCardData
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import unescapeAll
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from app.auth.principal import Principal
+from app.access import visible_checkpoints, visible_results
+from app.auth.principal import ANONYMOUS, Principal
 from app.checkpoints.service import get_checkpoint
+from app.checkpoints.tables import Checkpoint
 from app.evals import service
 from app.evals.tables import EvalResult, EvalRun
 from app.labs.tables import Lab
@@ -121,8 +123,10 @@ def hub_of(r: EvalResult) -> dict:
             "metrics": {label: {"type": label} for label in r.metrics}}
 
 
-def eval_results(r: EvalResult, base_url: str, taken: set) -> list[HubEvalResult]:
-    """One stored result as huggingface_hub EvalResults (one per metric).
+def eval_results(r: EvalResult, base_url: str, taken: set,
+                 checkpoint_name: str | None = None) -> list[HubEvalResult]:
+    """One stored result as huggingface_hub EvalResults (one per metric); a measurement
+    shown on the model's card (not its checkpoint's) names its `checkpoint_name`.
 
     The Hub groups metrics by (task type, dataset type, config, split, revision) and keeps
     the first group member's source and names, so two stored results sharing that key would
@@ -139,7 +143,11 @@ def eval_results(r: EvalResult, base_url: str, taken: set) -> list[HubEvalResult
     taken.add(key)
     origin = r.origin or {}
     if r.source == "measured":
-        source_name, source_url = MEASURED_SOURCE, result_url(base_url, r.id)
+        # The URL stays the stored result's own: it names the checkpoint too, and the
+        # importer knows it for the registry's measurement and never stores it as a report.
+        source_name = (f"{MEASURED_SOURCE} on checkpoint {checkpoint_name}"
+                       if checkpoint_name else MEASURED_SOURCE)
+        source_url = result_url(base_url, r.id)
     else:
         source_name = origin.get("source_name") or REPORTED_SOURCE
         source_url = origin.get("source_url") or result_url(base_url, r.id)
@@ -164,9 +172,13 @@ def eval_results(r: EvalResult, base_url: str, taken: set) -> list[HubEvalResult
 
 
 def card_data(model: AIModel, lab: Lab, name: str, results: list[EvalResult],
-              base_url: str) -> ModelCardData:
+              base_url: str, checkpoint_names: dict[int, str] | None = None) -> ModelCardData:
+    """`checkpoint_names`: the checkpoints whose measurements a model-level card carries,
+    so each one says where it came from."""
     taken: set = set()
-    evals = [e for r in results for e in eval_results(r, base_url, taken)]
+    names = checkpoint_names or {}
+    evals = [e for r in results
+             for e in eval_results(r, base_url, taken, names.get(r.checkpoint_id))]
     meta = {"license": model.licence, "language": list(model.languages) or None,
             "library_name": model.library_name, "pipeline_tag": model.pipeline_tag,
             "base_model": list(model.base_model) or None,
@@ -243,17 +255,54 @@ def _render(data: ModelCardData, title: str, model: AIModel, body: list[str]) ->
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text}"))
 
 
+def main_branch(session: Session, model_id: int) -> tuple[Checkpoint | None,
+                                                         list[EvalResult]]:
+    """The checkpoint a Hub repository's main branch holds: the model's newest checkpoint
+    that anyone may see (public access level, public model), and the measured results on
+    it that anyone may see. Read as the public reads them whoever exports, so a lab
+    member's export (meant for the Hub) never carries an internal or partners-only
+    checkpoint's numbers, nor a derived result that names one."""
+    ckpt = session.exec(select(Checkpoint).where(
+        Checkpoint.model_id == model_id, visible_checkpoints(ANONYMOUS))
+        .order_by(Checkpoint.id.desc()).limit(1)).first()
+    if ckpt is None:
+        return None, []
+    rows = session.exec(select(EvalResult).where(
+        EvalResult.checkpoint_id == ckpt.id, EvalResult.source == "measured",
+        visible_results(ANONYMOUS)).order_by(EvalResult.id)).all()
+    return ckpt, list(rows)
+
+
 def readme(session: Session, principal: Principal, model_id: int, base_url: str) -> str:
-    """The model's README.md: model-level reported results in its `model-index`; each
-    checkpoint's own results are in the checkpoint's README (one Hub repo per checkpoint)."""
+    """The model's README.md. Its `model-index` carries the model-level reported results
+    and the registry's measurements of the main-branch checkpoint (main_branch), each
+    measurement naming that checkpoint; every checkpoint's own README carries its own
+    results (one Hub repo per checkpoint)."""
     model, ckpts, results, _ = service.model_results(session, principal, model_id)
     lab = session.get(Lab, model.lab_id)
     names = {c.id: c.name for c in ckpts}
     own = [r for r in results if r.checkpoint_id is None]
-    data = card_data(model, lab, f"{lab.slug}/{model.slug}", own, base_url)
-    body = _tables(results, names, base_url)
+    main, measured = main_branch(session, model.id)
+    base = base_url.rstrip("/")
+    data = card_data(model, lab, f"{lab.slug}/{model.slug}", own + measured, base_url,
+                     {main.id: main.name} if main else None)
+    note = None
+    if main is not None:
+        what = ("the registry's measurements of checkpoint "
+                if measured else "no measurement yet of checkpoint ")
+        note = (f"The `model-index` above carries the results the lab reported for the model "
+                f"(if any) and {what}**{safe_markdown(main.name)}** (id {main.id}, manifest "
+                f"`{main.manifest_digest}`): the newest public checkpoint, the one this "
+                f"repository's main branch holds. Each measurement's source is its stored "
+                f"result; the checkpoint's own card is "
+                f"{base}/api/v1/checkpoints/{main.id}/card.md")
+    elif ckpts:
+        note = ("No checkpoint of this model is public yet, so the `model-index` above "
+                "carries only the results the lab reported for the model (if any); each "
+                "checkpoint's own card carries its measurements.")
+    body = ["## Results in this card's metadata", "", note, ""] if note else []
+    body += _tables(results, names, base_url)
     if ckpts:
-        base = base_url.rstrip("/")
         body += ["## Checkpoints", ""] + [
             f"- {c.name}: {base}/api/v1/checkpoints/{c.id}/card.md" for c in ckpts] + [""]
     return _render(data, model.name, model, body)

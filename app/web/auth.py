@@ -80,11 +80,11 @@ class BrowserCSRFMiddleware(CSRFMiddleware):
                 and SESSION_COOKIE not in cookies):
             await self.app(scope, receive, send)
             return
-        secret = self._bound_secret(scope, cookies.get(SESSION_COOKIE))
+        secret = self.bound_secret(scope, cookies.get(SESSION_COOKIE))
         cookie = cookies.get(self.config.cookie_name)
         state = ScopeState.from_scope(scope)
         if not unsafe:
-            valid = bool(cookie) and self._decode(cookie, secret) is not None
+            valid = bool(cookie) and self.decode_token(cookie, secret) is not None
             token = cookie if valid else generate_csrf_token(secret=secret)
             state.csrf_token = token
             await self.app(scope, receive, self.create_send_wrapper(
@@ -96,14 +96,15 @@ class BrowserCSRFMiddleware(CSRFMiddleware):
                                                          RequestEncodingType.MULTI_PART}:
             submitted = (await request.form()).get("_csrf_token")
         if isinstance(submitted, str) and cookie:
-            mine, theirs = self._decode(submitted, secret), self._decode(cookie, secret)
+            mine = self.decode_token(submitted, secret)
+            theirs = self.decode_token(cookie, secret)
             if mine is not None and theirs is not None and compare_digest(mine, theirs):
                 state.csrf_token = submitted
                 await self.app(scope, receive, send)
                 return
         raise PermissionDeniedException("CSRF token verification failed")
 
-    def _bound_secret(self, scope, session_id: str | None) -> str:
+    def bound_secret(self, scope, session_id: str | None) -> str:
         # Bound only to a session that loaded (a signed-in browser): a stale or garbage
         # cookie is deleted by the session backend, and the sign-in form must still work.
         loaded = (scope.get("state") or {}).get("loaded_session")
@@ -112,7 +113,7 @@ class BrowserCSRFMiddleware(CSRFMiddleware):
                         hashlib.sha256).hexdigest()
 
     @staticmethod
-    def _decode(token: str, secret: str) -> str | None:
+    def decode_token(token: str, secret: str) -> str | None:
         if len(token) < CSRF_SECRET_LENGTH + 1:
             return None
         head, mac = token[:CSRF_SECRET_LENGTH], token[CSRF_SECRET_LENGTH:]
