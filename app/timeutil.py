@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, date, datetime
 from typing import Any
 
 _frozen: datetime | None = None
+# STAGEGATE_CLOCK_FILE: a rehearsal clock for a whole deployment (server, worker, CLI on
+# the server's machine): the file holds an ISO time that the operator moves forward, so
+# a nine-month release story plays in minutes under the real policies. Operator-set only
+# (an environment variable of the processes), never reachable over HTTP.
+_clock_file: tuple[str, float, datetime] | None = None
+
+
+def _rehearsal_now(path: str) -> datetime:
+    global _clock_file
+    mtime = os.stat(path).st_mtime_ns
+    if _clock_file is None or _clock_file[:2] != (path, mtime):
+        with open(path, encoding="utf-8") as f:
+            at = datetime.fromisoformat(f.read().strip())
+        _clock_file = (path, mtime, at if at.tzinfo else at.replace(tzinfo=UTC))
+    return _clock_file[2]
 
 
 def utcnow() -> datetime:
     # Aware UTC everywhere: SQLModel's UTCDateTime refuses naive values.
-    return _frozen or datetime.now(UTC)
+    if _frozen is not None:
+        return _frozen
+    path = os.environ.get("STAGEGATE_CLOCK_FILE")
+    return _rehearsal_now(path) if path else datetime.now(UTC)
 
 
 def as_utc(at: datetime | None) -> datetime | None:
