@@ -22,7 +22,7 @@ def _rehearsal_now(path: str) -> datetime:
     if _clock_file is None or _clock_file[:2] != (path, mtime):
         with open(path, encoding="utf-8") as f:
             at = datetime.fromisoformat(f.read().strip())
-        _clock_file = (path, mtime, at if at.tzinfo else at.replace(tzinfo=UTC))
+        _clock_file = (path, mtime, at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC))
     return _clock_file[2]
 
 
