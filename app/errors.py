@@ -61,7 +61,10 @@ def field_path(loc) -> str:
     """One spelling of a field in every error: `stages[0].access_level`. Takes a pydantic
     `loc` tuple, or a dotted key as Litestar writes it (`stages.0.access_level`)."""
     if isinstance(loc, str):
-        loc = [int(part) if part.isdigit() else part for part in loc.split(".")]
+        # ASCII digits only: "²".isdigit() is true, and int("²") raises (a 500 on an
+        # unknown body key "²" once did).
+        loc = [int(part) if part.isascii() and part.isdigit() else part
+               for part in loc.split(".")]
     out = ""
     for key in loc:
         out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))

@@ -43,6 +43,8 @@ patch = partial(litestar.patch, sync_to_thread=True)
 put = partial(litestar.put, sync_to_thread=True)
 delete = partial(litestar.delete, sync_to_thread=True, status_code=200)
 PUBLIC = {"public": True}
+# A public read that sends its version as ETag (and so answers If-None-Match with 304).
+PUBLIC_ETAG = {"public": True, "etag": True}
 
 
 def _resolve(authorization: str | None) -> Principal:

@@ -31,6 +31,21 @@ class PageRequest:
         self.after_id = decode_cursor(self.cursor)
 
 
+def _cursor_pattern() -> str:
+    """The cursors this server issues, as a regular expression for the OpenAPI document:
+    base64url("id:" + 1 to 18 digits), unpadded. 3 bytes are 4 characters, so "id:" is
+    always "aWQ6" and each three digits (bytes 0x30-0x39) encode to four characters from
+    small sets; 18 digits keep every id below 2**63. Every string it matches decodes."""
+    lead = "(?:[MN][DTjz]|O[DT])"  # the first digit's 6 high bits, then 2 + 4 bits
+    three = lead + "[AEIMQUYcgk][w-z0-5]"
+    two = lead + "[AEIMQUYcgk]"
+    one = "(?:[MN][AQgw]|O[AQ])"
+    return f"^aWQ6(?:{three}){{0,5}}(?:{three}|{two}|{one})$"
+
+
+CURSOR_PATTERN = _cursor_pattern()
+
+
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 

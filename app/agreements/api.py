@@ -18,7 +18,7 @@ from app.agreements.schemas import (
 from app.agreements.tables import KINDS, STATUSES
 from app.auth.principal import Principal
 from app.db import session_scope
-from app.http import PUBLIC, expected_version, get, patch, post, with_etag
+from app.http import PUBLIC, PUBLIC_ETAG, expected_version, get, patch, post, with_etag
 from app.ids import Id
 from app.pagination import Page, PageRequest
 
@@ -54,7 +54,7 @@ class AgreementController(Controller):
                 data.starts_at, data.ends_at, data.confidential_until, data.title)
             return with_etag(service.read_agreement(session, principal, agreement), 201)
 
-    @get("/{agreement_id:int}", opt=PUBLIC)
+    @get("/{agreement_id:int}", opt=PUBLIC_ETAG)
     def get_agreement(self, agreement_id: Id, principal: Principal) -> Response[AgreementRead]:
         with session_scope(write=False) as session:
             agreement = service.get_agreement(session, principal, agreement_id)
@@ -77,7 +77,7 @@ class AgreementController(Controller):
                 expected_version(request, data.version), data.reason)
             return with_etag(service.read_agreement(session, principal, agreement))
 
-    @post("/{agreement_id:int}/signatures", status_code=201)
+    @post("/{agreement_id:int}/signatures", status_code=201, opt={"version": "optional"})
     def sign_agreement(self, agreement_id: Id, data: SignIn, request: Request,
                        principal: Principal) -> Response[AgreementRead]:
         with session_scope() as session:

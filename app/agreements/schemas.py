@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.agreements.tables import STATUSES
 from app.ids import Id, OptionalId
+from app.labs.schemas import Slug
+from app.models.schemas import MODEL_REF_PATTERN
+from app.plans.schemas import StagePosition
+
+ModelRef = Annotated[str, Field(pattern=MODEL_REF_PATTERN)]
 
 Kind = Literal["research_access", "pre_release_evaluation", "coordinated_disclosure",
                "data_sharing"]
@@ -18,13 +23,13 @@ class StageRef(BaseModel):
     """A stage of a release plan, named the way plans name it: plan id and position."""
     model_config = ConfigDict(extra="forbid")
     plan: Id
-    position: Id
+    position: StagePosition
 
 
 class ScopeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    models: list[str] = Field(default_factory=list, max_length=100,
-                              description="LAB/MODEL references (the discloser's models)")
+    models: list[ModelRef] = Field(default_factory=list, max_length=100,
+                                   description="LAB/MODEL references (the discloser's models)")
     stages: list[StageRef] = Field(default_factory=list, max_length=100)
     checkpoints: list[Id] = Field(default_factory=list, max_length=1000)
 
@@ -33,35 +38,38 @@ class AgreementFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1, max_length=200)
     kind: Kind
-    parties: list[str] = Field(default_factory=list, max_length=100,
-                               description="slugs of the receiving labs")
+    parties: list[Slug] = Field(default_factory=list, max_length=100,
+                                description="slugs of the receiving labs (not the "
+                                "discloser: 422)")
     scope: ScopeIn = Field(default_factory=ScopeIn)
     terms: str = Field(default="", max_length=200_000, description="Markdown")
     non_commercial: bool = False
     terms_private: bool = False
     starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    ends_at: AwareDatetime = Field(description="after starts_at (else 422)")
     confidential_until: AwareDatetime | None = None
 
 
 class AgreementCreate(AgreementFields):
-    discloser: str = Field(min_length=1, max_length=63,
-                           description="slug of the disclosing lab; you must belong to it")
+    discloser: Slug = Field(min_length=1, max_length=63,
+                            description="slug of the disclosing lab; you must belong to it")
 
 
 class AgreementUpdate(BaseModel):
     """Drafts only; the fields sent replace the stored ones; `version` must match."""
     model_config = ConfigDict(extra="forbid")
+    # Absent means unchanged; null is refused (422) except where it means "none":
+    # confidential_until. (A default pydantic does not check: absent stays None.)
     version: OptionalId = None
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    kind: Kind | None = None
-    parties: list[str] | None = Field(default=None, max_length=100)
+    title: str = Field(default=None, min_length=1, max_length=200)
+    kind: Kind = None
+    parties: list[Slug] | None = Field(default=None, max_length=100)
     scope: ScopeIn | None = None
-    terms: str | None = Field(default=None, max_length=200_000)
-    non_commercial: bool | None = None
-    terms_private: bool | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    terms: str = Field(default=None, max_length=200_000)
+    non_commercial: bool = None
+    terms_private: bool = None
+    starts_at: AwareDatetime = None
+    ends_at: AwareDatetime = None
     confidential_until: AwareDatetime | None = None
 
 
@@ -69,8 +77,8 @@ class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     template: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$",
                           description="name of a file in app/agreements/templates/")
-    discloser: str = Field(min_length=1, max_length=63)
-    parties: list[str] = Field(default_factory=list, max_length=100)
+    discloser: Slug = Field(min_length=1, max_length=63)
+    parties: list[Slug] = Field(default_factory=list, max_length=100)
     scope: ScopeIn = Field(default_factory=ScopeIn)
     starts_at: AwareDatetime
     ends_at: AwareDatetime | None = Field(default=None,
@@ -80,7 +88,12 @@ class TemplateIn(BaseModel):
 
 
 class TransitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Ending an agreement early says why (else 422).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"properties": {"to": {"const": "terminated"}}, "required": ["to"]},
+        "then": {"required": ["reason"], "properties": {
+            "reason": {"type": "string",
+                       "pattern": r"^[^\u0000]*[^\s\u0000\u001c-\u001f\u0085][^\u0000]*$"}}}})
     to: Literal[STATUSES]
     version: OptionalId = None
     reason: str | None = Field(default=None, max_length=2000)
@@ -88,7 +101,7 @@ class TransitionIn(BaseModel):
 
 class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lab: str = Field(min_length=1, max_length=63, description="the party lab you sign for")
+    lab: Slug = Field(min_length=1, max_length=63, description="the party lab you sign for")
     version: OptionalId = Field(default=None, description="optional: refuse if changed")
 
 

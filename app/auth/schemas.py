@@ -6,13 +6,15 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from app.labs.schemas import Role, Slug
+
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     display_name: str | None = Field(default=None, max_length=200)
-    lab: str | None = None
-    role: str = "lab_member"
+    lab: Slug | None = Field(default=None, description="slug of an existing lab")
+    role: Role = "lab_member"
     coordinator: bool = False
 
 
@@ -30,7 +32,8 @@ class Me(UserRead):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str | None = Field(default=None, max_length=200)
-    expires_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = Field(default=None,
+                                             description="in the future (else 422)")
     user: str | None = Field(default=None, description="coordinators may mint for others")
 
 

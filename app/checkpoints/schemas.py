@@ -7,13 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.models.schemas import MODEL_REF_PATTERN
+
 AccessLevel = Literal["public", "partners", "internal"]
 
 
 class CheckpointCreate(BaseModel):
     """The form fields of an upload; the files travel beside them as multipart parts."""
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(min_length=1, max_length=130, description="LAB/MODEL or a model id")
+    model: str = Field(min_length=1, max_length=130, pattern=MODEL_REF_PATTERN,
+                       description="LAB/MODEL or a model id")
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     access_level: AccessLevel = "internal"
     # Attach the checkpoint to a stage of one of its model's plans at upload (both or

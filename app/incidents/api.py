@@ -16,7 +16,7 @@ from app.auth.principal import Principal
 from app.csvcells import SafeCSV
 from app.db import session_scope
 from app.errors import Invalid, problem
-from app.http import PROBLEM, PUBLIC, delete, expected_version, get, patch, post, with_etag
+from app.http import PROBLEM, PUBLIC, PUBLIC_ETAG, delete, expected_version, get, patch, post, with_etag
 from app.ids import Id
 from app.incidents import service
 from app.incidents.schemas import (
@@ -155,7 +155,7 @@ class IncidentController(Controller):
         return Stream(body, media_type="application/json" if format == "json" else "text/csv",
                       headers=headers)
 
-    @get("/{incident_id:int}", opt=PUBLIC)
+    @get("/{incident_id:int}", opt=PUBLIC_ETAG)
     def get_incident(self, incident_id: Id, principal: Principal) -> Response:
         with session_scope(write=False) as session:
             return _read(session, principal, service.get_incident(session, principal,

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from app.urls import HttpURL
-
 from app.ids import Id, OptionalId
+from app.labs.schemas import Slug
+from app.models.schemas import MODEL_REF_PATTERN
+from app.urls import HttpURL
 
 Severity = Literal["low", "medium", "high", "critical"]
 # Size limits: a public form must not become a file store (413 for the whole body).
@@ -26,7 +27,9 @@ def _no_reserved(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_reserved)]
+Text = Annotated[str, AfterValidator(_no_reserved), Field(json_schema_extra={
+    "pattern": r"^[^\u0000\ue000\ue001]*$"})]  # NUL: app/http.py refuses it in any text
+ModelRef = Annotated[str, Field(pattern=MODEL_REF_PATTERN)]
 
 
 class ReportCreate(BaseModel):
@@ -43,8 +46,9 @@ class IncidentCreate(BaseModel):
     occurred: date
     harm_types: list[str] = Field(min_length=1, max_length=10)
     severity: Severity
-    labs: list[str] = Field(default_factory=list, max_length=20, description="lab slugs")
-    models: list[str] = Field(default_factory=list, max_length=20, description="LAB/MODEL")
+    labs: list[Slug] = Field(default_factory=list, max_length=20, description="lab slugs")
+    models: list[ModelRef] = Field(default_factory=list, max_length=20,
+                                   description="LAB/MODEL")
     stage_ids: list[Id] = Field(default_factory=list, max_length=50)
     checkpoint_ids: list[Id] = Field(default_factory=list, max_length=50)
     reporter_contact: str | None = Field(default=None, max_length=200,
@@ -60,18 +64,25 @@ class IncidentUpdate(BaseModel):
     occurred: date | None = None
     harm_types: list[str] | None = Field(default=None, min_length=1, max_length=10)
     severity: Severity | None = None
-    labs: list[str] | None = Field(default=None, max_length=20)
-    models: list[str] | None = Field(default=None, max_length=20)
+    labs: list[Slug] | None = Field(default=None, max_length=20)
+    models: list[ModelRef] | None = Field(default=None, max_length=20)
     stage_ids: list[Id] | None = Field(default=None, max_length=50)
     checkpoint_ids: list[Id] | None = Field(default=None, max_length=50)
 
 
 class TransitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # `duplicate_of` goes with `to: duplicate` and only with it (else 422): said in the
+    # document, which pydantic's schema of the fields alone cannot.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"properties": {"to": {"const": "duplicate"}}, "required": ["to"]},
+        "then": {"required": ["duplicate_of"],
+                 "properties": {"duplicate_of": {"type": "integer"}}},
+        "else": {"properties": {"duplicate_of": {"type": "null"}}}})
     to: Literal["triaged", "confirmed", "resolved", "rejected", "duplicate"]
     version: OptionalId = None
     reason: str | None = Field(default=None, max_length=2000)
-    duplicate_of: OptionalId = Field(default=None, description="target when to=duplicate")
+    duplicate_of: OptionalId = Field(default=None, description=(
+        "with to=duplicate only: the incident this one duplicates (another one, else 422)"))
 
 
 class EmbargoIn(BaseModel):

@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response
 
 from app.auth.principal import Principal
 from app.db import session_scope
-from app.http import PUBLIC, expected_version, get, patch, post, with_etag
+from app.http import PUBLIC, PUBLIC_ETAG, expected_version, get, patch, post, with_etag
 from app.ids import Id
 from app.models import service
 from app.models.schemas import ModelCreate, ModelRead, ModelSummary, ModelUpdate
@@ -33,7 +33,7 @@ class ModelController(Controller):
             return with_etag(service.read_model(
                 session, service.create_model(session, principal, data)), 201)
 
-    @get("/{model_id:int}", opt=PUBLIC)
+    @get("/{model_id:int}", opt=PUBLIC_ETAG)
     def get_model(self, model_id: Id, principal: Principal) -> Response[ModelRead]:
         """The ETag is the model's version: send it back in If-Match (PATCH) or
         If-None-Match (GET, answered 304 while unchanged)."""
@@ -47,5 +47,7 @@ class ModelController(Controller):
         with session_scope() as session:
             model = service.update_model(session, principal, model_id,
                                          expected_version(request, data.version),
-                                         name=data.name, public=data.public, card=data.card)
+                                         name=data.name, public=data.public,
+                                         card=data.card and data.card.model_dump(
+                                             exclude_unset=True))
             return with_etag(service.read_model(session, model))

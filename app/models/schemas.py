@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.ids import MAX_ID, OptionalId
+from app.labs.schemas import Slug
 from app.models.hub_ids import HUB_LICENCES, LIBRARY, PIPELINE_TAGS, REPO_ID
+
+# How requests name a model: "LAB/MODEL" (two slugs) or its id.
+MODEL_REF_PATTERN = r"^(?:[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9-]{0,62}|[0-9]{1,18})$"
+
+# What CardInput's validators accept, for the document (the validators are the rule).
+Licence = Annotated[str, Field(json_schema_extra={"enum": sorted(HUB_LICENCES)})]
+PipelineTag = Annotated[str, Field(json_schema_extra={"enum": sorted(PIPELINE_TAGS)})]
+LibraryName = Annotated[str, Field(json_schema_extra={"pattern": LIBRARY.pattern})]
+RepoId = Annotated[str, Field(json_schema_extra={
+    "pattern": r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$"})]
 
 
 class CardMetadata(BaseModel):
     """The card's short facts: what lists show beside a model's name."""
     model_config = ConfigDict(extra="forbid")
-    licence: str | None = Field(default=None, max_length=100)
+    licence: Licence | None = Field(default=None, max_length=100,
+                                    description="a Hub licence identifier")
     architecture: str | None = Field(default=None, max_length=100)
     parameter_count: int | None = Field(default=None, ge=0, le=MAX_ID)
     languages: list[str] = Field(default_factory=list, max_length=200)
     # Hugging Face card metadata, written to the exported README as the Hub reads it.
-    library_name: str | None = Field(default=None, max_length=64)
-    pipeline_tag: str | None = Field(default=None, max_length=64)
-    base_model: list[str] = Field(default_factory=list, max_length=20)
-    datasets: list[str] = Field(default_factory=list, max_length=100)
+    library_name: LibraryName | None = Field(default=None, max_length=64)
+    pipeline_tag: PipelineTag | None = Field(default=None, max_length=64)
+    base_model: list[RepoId] = Field(default_factory=list, max_length=20)
+    datasets: list[RepoId] = Field(default_factory=list, max_length=100)
 
 
 class CardFields(CardMetadata):
@@ -77,8 +90,8 @@ class CardInput(CardFields):
 
 
 class ModelCreate(CardInput):
-    lab: str = Field(min_length=1, max_length=63, description="slug of the owning lab")
-    slug: str = Field(min_length=1, max_length=63)
+    lab: Slug = Field(min_length=1, max_length=63, description="slug of the owning lab")
+    slug: Slug = Field(min_length=1, max_length=63)
     name: str = Field(min_length=1, max_length=200)
     public: bool = True
 
@@ -89,7 +102,8 @@ class ModelUpdate(BaseModel):
     version: OptionalId = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     public: bool | None = None
-    card: dict | None = None
+    card: CardInput | None = Field(default=None, description=(
+        "the card fields to change; the others keep their values"))
 
 
 class ModelIdentity(BaseModel):

@@ -58,7 +58,10 @@ def find_model(session: Session, principal: Principal, ref: str) -> AIModel:
     if ref.isascii() and ref.isdigit():  # not "²": str.isdigit takes it, int() does not
         if int(ref) > MAX_ID:
             raise NotFound(f"no model {ref}", field="model")
-        return get_model(session, principal, int(ref))
+        try:
+            return get_model(session, principal, int(ref))
+        except NotFound:  # named as asked: a `?model=` filter then answers 422, not 404
+            raise NotFound(f"no model {ref}", field="model") from None
     lab_slug, _, slug = ref.partition("/")
     query = (select(AIModel).join(Lab, Lab.id == AIModel.lab_id)
              .where(Lab.slug == lab_slug, AIModel.slug == slug, visible_models(principal)))

@@ -67,11 +67,11 @@ class ComplianceRead(BaseModel):
 
 class ExemptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    position: int = Field(ge=1, description="the stage")
+    position: int = Field(ge=1, le=1000, description="the stage")
     policy: str = Field(min_length=1, max_length=64)
     rule: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=10, max_length=5000)
-    expires_at: datetime
+    expires_at: datetime = Field(description="in the future (else 422)")
 
 
 class ExemptionRead(BaseModel):
@@ -89,7 +89,10 @@ class ExemptionRead(BaseModel):
 
 
 class SimulateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # One of the two is needed (else 422).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["policy"], "properties": {"policy": {"type": "string"}}},
+        {"required": ["policy_yaml"], "properties": {"policy_yaml": {"type": "string"}}}]})
     policy: str | None = Field(default=None, max_length=64, description="a shipped policy id")
     policy_yaml: str | None = Field(default=None, max_length=256 * 1024,
                                     description="or a draft policy.yaml")

@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response
 from app import flows
 from app.auth.principal import Principal
 from app.db import session_scope
-from app.http import PUBLIC, expected_version, get, patch, post, with_etag
+from app.http import PUBLIC, PUBLIC_ETAG, expected_version, get, patch, post, with_etag
 from app.ids import Id
 from app.labs.service import get_lab
 from app.pagination import Page, PageRequest
@@ -20,10 +20,13 @@ from app.plans.cache import Entry, plan_cache
 from app.plans.schemas import (
     PlanCreate,
     PlanRead,
+    PlanTransitionIn,
     PlanUpdate,
+    RevisionNumber,
     RevisionRead,
     RevisionSummary,
-    TransitionIn,
+    StagePosition,
+    StageTransitionIn,
 )
 from app.plans.tables import PLAN_STATUSES
 
@@ -63,7 +66,7 @@ class PlanController(Controller):
 
     # The hot read path: async, served from the plan cache without a thread hop when
     # the database has not changed and the caller may see the plan.
-    @litestar.get("/{plan_id:int}", opt=PUBLIC)
+    @litestar.get("/{plan_id:int}", opt=PUBLIC_ETAG)
     async def get_plan(self, plan_id: Id, principal: Principal) -> Response[PlanRead]:
         entry = plan_cache().get(plan_id)
         if entry is None or not (entry.public or principal.sees_lab(entry.lab_id)):
@@ -80,7 +83,7 @@ class PlanController(Controller):
             return with_etag(service.read_plan(session, plan))
 
     @post("/{plan_id:int}/transitions", status_code=200)
-    def transition_plan(self, plan_id: Id, data: TransitionIn, request: Request,
+    def transition_plan(self, plan_id: Id, data: PlanTransitionIn, request: Request,
                         principal: Principal) -> Response[PlanRead]:
         with session_scope() as session:
             plan = service.transition_plan(session, principal, plan_id, data.to,
@@ -89,7 +92,7 @@ class PlanController(Controller):
             return with_etag(service.read_plan(session, plan))
 
     @post("/{plan_id:int}/stages/{position:int}/transitions", status_code=200)
-    def transition_stage(self, plan_id: Id, position: Id, data: TransitionIn,
+    def transition_stage(self, plan_id: Id, position: StagePosition, data: StageTransitionIn,
                          request: Request, principal: Principal) -> Response[PlanRead]:
         with session_scope() as session:
             plan = flows.transition_stage(session, principal, plan_id, position, data.to,
@@ -104,13 +107,15 @@ class PlanController(Controller):
                     for r in service.list_revisions(session, principal, plan_id)]
 
     @get("/{plan_id:int}/revisions/{number:int}", opt=PUBLIC)
-    def get_revision(self, plan_id: Id, number: Id, principal: Principal) -> RevisionRead:
+    def get_revision(self, plan_id: Id, number: RevisionNumber,
+                     principal: Principal) -> RevisionRead:
         with session_scope(write=False) as session:
             return RevisionRead.model_validate(
                 service.get_revision(session, principal, plan_id, number))
 
     @get("/{plan_id:int}/diff", opt=PUBLIC)
-    def diff_revisions(self, plan_id: Id, principal: Principal, a: Id, b: Id) -> dict:
+    def diff_revisions(self, plan_id: Id, principal: Principal, a: RevisionNumber,
+                       b: RevisionNumber) -> dict:
         """Differences from revision `a` to revision `b`."""
         with session_scope(write=False) as session:
             changes = service.diff_revisions(session, principal, plan_id, a, b)

@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+from annotated_types import Interval
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.ids import MAX_ID, OptionalId
+from app.models.schemas import MODEL_REF_PATTERN
 from app.plans.tables import PLAN_STATUSES, STAGE_STATUSES
 
 AccessLevel = Literal["internal", "partners", "researchers", "api", "public_weights"]
-PolicyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+POLICY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+# A stage's position and a revision's number are 32-bit columns: a larger number in a
+# query overflows the driver on PostgreSQL (a 500), so requests are bounded here.
+StagePosition = Annotated[int, Interval(ge=1, le=1000)]
+RevisionNumber = Annotated[int, Interval(ge=1, le=2**31 - 1)]
+PolicyId = Annotated[str, Field(pattern=POLICY_ID_PATTERN)]
 Artifact = Literal["weights", "code", "paper", "model_card", "detector", "output_samples",
                    "dataset"]
 
@@ -30,7 +37,8 @@ class StageIn(BaseModel):
 
 class PlanCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(min_length=1, max_length=130, description="LAB/MODEL or a model id")
+    model: str = Field(min_length=1, max_length=130, pattern=MODEL_REF_PATTERN,
+                       description="LAB/MODEL or a model id")
     title: str = Field(min_length=1, max_length=200)
     summary: str = Field(default="", max_length=100_000)
     stages: list[StageIn] = Field(min_length=1, max_length=50)
@@ -49,14 +57,22 @@ class PlanUpdate(BaseModel):
     policies: list[PolicyId] | None = Field(default=None, max_length=20)
 
 
-class TransitionIn(BaseModel):
+class PlanTransitionIn(BaseModel):
+    """POST /api/v1/plans/{id}/transitions: a plan status (a stage status is 422)."""
     model_config = ConfigDict(extra="forbid")
-    to: Literal[PLAN_STATUSES + STAGE_STATUSES] = Field(
-        description="a plan status on a plan, a stage status on a stage")
+    to: Literal[PLAN_STATUSES]
+    version: OptionalId = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class StageTransitionIn(BaseModel):
+    """POST /api/v1/plans/{id}/stages/{position}/transitions: a stage status."""
+    model_config = ConfigDict(extra="forbid")
+    to: Literal[STAGE_STATUSES]
     version: OptionalId = None
     actual_date: date | None = Field(default=None, description=(
         "a stage's release day; default today (UTC). Never a future day; an earlier one "
-        "only by a coordinator importing history, recorded as backdated"))
+        "only by a coordinator importing history, recorded as backdated (else 422)"))
     reason: str | None = Field(default=None, max_length=2000)
 
 
