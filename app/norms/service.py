@@ -255,7 +255,8 @@ def resolve_policy(policy_id: str | None = None, text: str | None = None,
         path = Path(path)
         return parse_policy(path / "policy.yaml" if path.is_dir() else path)
     if text is not None:
-        return parse_policy(POLICY_DIR / "(draft).yaml", text)
+        # Named after the API field, never a server path: errors read `policy_yaml:3: ...`.
+        return parse_policy(Path("policy_yaml"), text)
     if policy_id is not None:
         policy = load_policies().get(policy_id)
         if policy is None:
