@@ -10,11 +10,16 @@ def web_route_handlers() -> list:
     from app.web.auth import signed_in_router
     from app.web.console import console_handlers
     from app.web.forms import form_handlers
+    from app.web.lab_agreements import agreement_form_handlers
     from app.web.pages import SECURITY_HEADERS
+    from app.web.people import lab_people_handlers
     from app.web.public import public_handlers
 
     return [Router(path="/", route_handlers=[*public_handlers(), *console_handlers(),
-                                             signed_in_router("/lab", form_handlers())],
+                                             signed_in_router("/lab", [
+                                                 *form_handlers(),
+                                                 *agreement_form_handlers(),
+                                                 *lab_people_handlers()])],
                    response_headers=SECURITY_HEADERS, include_in_schema=False)]
 
 

@@ -240,7 +240,9 @@ async def unlink_action(request: Request, principal: Principal, incident_id: int
 
 def console_handlers() -> list:
     """Route handlers of signing in and of the console, registered by app.web."""
+    from app.web.people import console_people_handlers
+
     return [*auth_handlers(),
             signed_in_router("/console", [search_page, moderation_page, incident_page,
                                           transition_action, embargo_action, link_action,
-                                          unlink_action])]
+                                          unlink_action, *console_people_handlers()])]
