@@ -133,6 +133,22 @@ def partner_grant(w: World, lab: int, c: Ckpt) -> bool:
                for a in w.agreements)
 
 
+def held_and_ended(w: World, reader: str | int, c: Ckpt) -> bool:
+    """`reader`'s lab held a grant on `c` that has ended: the one refusal that says why
+    (403), since it tells them nothing they did not know."""
+    if not isinstance(reader, int) or c.level not in ("partners", "public"):
+        return False
+    for a in w.agreements:
+        if (a.lab != ckpt_lab(w, c) or reader not in a.parties or not covers(w, a, c)
+                or a.status not in ("active", "terminated") or a.activated is None):
+            continue
+        start = max(a.activated, a.starts, c.created)
+        end = min(t for t in (a.ends, a.terminated) if t is not None)
+        if start < end <= NOW:
+            return True
+    return False
+
+
 def model_visible(w: World, reader: str | int, model: int) -> bool:
     lab, public = w.models[model]
     return reader == "coord" or public or reader == lab
@@ -323,7 +339,8 @@ def check_world(client, w: World, actors: dict) -> None:
         for c in w.ckpts:
             want = may_download(w, reader, c)
             r = client.get(f"/api/v1/checkpoints/{c.id}/files/{FILE}", headers=headers)
-            assert r.status_code == (200 if want else 404), (
+            expect = 200 if want else 403 if held_and_ended(w, reader, c) else 404
+            assert r.status_code == expect, (
                 f"download: {who} on {c.name} (id {c.id}) got {r.status_code}, oracle says "
                 f"{want}")
         expected = {c.id for c in w.ckpts if may_download(w, reader, c)}

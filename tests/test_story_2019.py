@@ -159,7 +159,13 @@ class Actor:
         return json.loads(self.ok(*args, "--json"))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# On PostgreSQL the story takes another ~95 s of the suite's 15-minute budget on CI's two
+# cores; it runs there with STAGEGATE_STORY_PG=1 (it passes: see README).
+ON_PG = pytest.mark.skipif(os.environ.get("STAGEGATE_STORY_PG") != "1",
+                           reason="the PostgreSQL story runs with STAGEGATE_STORY_PG=1")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=ON_PG)])
 def story(request, tmp_path):
     database_url = None
     if request.param == "postgresql":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -238,7 +239,10 @@ def _stream(app, path: str, cookies: dict, fields: dict, chunks: int) -> tuple[i
                          (b"cookie", cookie.encode()),
                          (b"content-type",
                           f"multipart/form-data; boundary={BOUNDARY}".encode())]}
-    asyncio.run(app(scope, receive, send))
+    # A thread of its own: a browser test earlier in this process (Playwright's sync API)
+    # leaves an event loop running in this one, where asyncio.run() refuses to start.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     return next(m for m in sent if m["type"] == "http.response.start")["status"], pulled
 
 
