@@ -21,7 +21,7 @@ run: setup
 	$(VENV)/bin/stagegate serve
 
 test: setup browser
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(VENV)/bin/python -m pytest -n 2
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(VENV)/bin/python -m pytest -n 2 --durations=25
 
 bench: setup
 	$(VENV)/bin/python bench/api.py

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
-EXAMPLES = 6
+EXAMPLES = 4
 
 
 def _operations() -> list[tuple[str, str]]:

@@ -43,7 +43,7 @@ from tests.visibility_world import LM_EVAL
 
 CHECKS = [positive_data_acceptance, status_code_conformance, not_a_server_error,
           response_schema_conformance]
-EXAMPLES = 8
+EXAMPLES = 5
 # The refusals of state the document declares on the routes that can give them.
 EXPECTED = ["2xx", "304", "401", "403", "404", "409", "429"]
 # No generated Authorization header: each request goes out as each of the actors.
