@@ -21,32 +21,11 @@ from app.checkpoints.tables import Checkpoint
 from app.db import session_scope
 from app.labs.service import get_lab
 from app.timeutil import utcnow
-from tests.agreements.conftest import active, draft, propose
-from tests.factories import Actor
+from tests.agreements.conftest import active, draft, people, propose  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = "/api/v1/plans"
 GATED = "pai-publication-norms/documented-risk-assessment"
-
-
-@pytest.fixture
-def people(world):
-    """world plus lab-c (c_admin, c_member) and lab-d (d_admin), the agreement parties
-    of tests/agreements/conftest.py."""
-    from app.auth.principal import SYSTEM
-    from app.auth.service import create_token, create_user, principal_for_user
-    from app.labs.service import create_lab
-
-    with session_scope() as s:
-        create_lab(s, SYSTEM, "lab-c", "Lab C")
-        create_lab(s, SYSTEM, "lab-d", "Lab D")
-        for name, lab, role in [("c_admin", "lab-c", "lab_admin"),
-                                ("c_member", "lab-c", "lab_member"),
-                                ("d_admin", "lab-d", "lab_admin")]:
-            user = create_user(s, SYSTEM, name, lab_slug=lab, role=role)
-            _, secret = create_token(s, SYSTEM, user)
-            world.actors[name] = Actor(name, secret, principal_for_user(s, user))
-    return world
 
 
 def _env(**extra) -> dict:
@@ -234,7 +213,7 @@ def _other_model(slug: str = "other") -> int:
         return create_model(s, SYSTEM, ModelCreate(lab="lab-a", slug=slug, name=slug)).id
 
 
-def _hidden_world(client, people) -> dict[str, int]:
+def _hidden_world(client, people) -> dict[str, int]:  # noqa: F811
     """Checkpoints lab-c's member may not see, each for another reason."""
     now = utcnow()
     m = people.model_a
@@ -256,7 +235,7 @@ def _hidden_world(client, people) -> dict[str, int]:
 
 
 def test_a_checkpoint_the_caller_cannot_see_is_the_404_of_one_that_never_was(
-        client, people, stagegate, monkeypatch):
+        client, people, stagegate, monkeypatch):  # noqa: F811
     hidden = _hidden_world(client, people)
     never = 987654
 
@@ -290,7 +269,7 @@ def test_a_checkpoint_the_caller_cannot_see_is_the_404_of_one_that_never_was(
 
 
 def test_a_visible_checkpoint_that_may_not_be_downloaded_is_a_403_that_says_why(
-        client, people, stagegate, monkeypatch, tmp_path):
+        client, people, stagegate, monkeypatch, tmp_path):  # noqa: F811
     """Today what a caller may see they may download (one clause in app.access); the 403
     is for a registry whose download rule is narrower. Simulated here by refusing every
     download: the reasons come from the real agreements."""
@@ -312,7 +291,7 @@ def test_a_visible_checkpoint_that_may_not_be_downloaded_is_a_403_that_says_why(
     assert "403" in responses and "404" in responses
 
 
-def test_the_reasons_follow_the_agreements(client, people):
+def test_the_reasons_follow_the_agreements(client, people):  # noqa: F811
     """download_refusal over real agreements, for a principal shown the checkpoint."""
     now = utcnow()
     c = people.c_member.principal
@@ -360,7 +339,7 @@ def test_the_reasons_follow_the_agreements(client, people):
                         f"checkpoint {partners}")
 
 
-def test_the_download_itself_still_works(client, people, live_server):
+def test_the_download_itself_still_works(client, people, live_server):  # noqa: F811
     """The grant check added to the download route lets through what it always did."""
     ckpt = _row(people.model_a, "lab-a", "partners")
     active(client, people, parties=["lab-c"])
