@@ -9,18 +9,24 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[ml,test]' --config-settings editable_mode=compat
 	touch $@
 
-.PHONY: setup run test bench browser
+.PHONY: setup run test bench browser go
 setup: $(VENV)/.installed
 
 # Browser tests drive Debian's chromium; Playwright never downloads a browser of its own.
 browser:
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
+# tests/interop/ builds a verifier on Go's own sumdb code from Debian's packages (GOPATH
+# mode, GO111MODULE=off): no module is ever downloaded.
+go:
+	@test -x /usr/bin/go && test -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog || \
+		(apt-get update && apt-get install -y golang-go golang-golang-x-mod-dev)
+
 run: setup
 	$(VENV)/bin/stagegate demo
 	$(VENV)/bin/stagegate serve
 
-test: setup browser
+test: setup browser go
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(VENV)/bin/python -m pytest -n 2 --durations=25
 
 bench: setup

@@ -32,11 +32,12 @@ def route_handlers() -> list:
     from app.models.api import ModelController
     from app.norms.api import ComplianceController, PolicyController
     from app.plans.api import PlanController
+    from app.transparency.api import LogController, TileController
 
     return [healthz, AccountController, LabController, ModelController, PlanController,
             EventController, AgreementController, IncidentController,
             CheckpointController, EvalController, ModelCardController, PolicyController,
-            ComplianceController, CheckpointCardController]
+            ComplianceController, CheckpointCardController, LogController, TileController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

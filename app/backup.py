@@ -3,7 +3,8 @@
 A backup is one tar file: `stagegate-backup.json` (what it holds), the database
 (`database.sqlite` from SQLite's online backup API, or `database.pgdump` from pg_dump's
 custom format, a consistent snapshot of a running server), `secret.key` (without it no
-stored token hash verifies) and `blobs/`. The database is read first and the blobs after:
+stored token hash verifies), `log.key` (the transparency log's signing key: a restored
+registry must sign with the key monitors pinned) and `blobs/`. The database is read first and the blobs after:
 blobs are content-addressed and written before the row that names them, and never
 rewritten, so every blob the snapshot names is already on disk when it is copied.
 """
@@ -78,6 +79,8 @@ def create_backup(settings, target: Path) -> dict:
             key = settings.data_dir / "secret.key"
             if key.exists():
                 tar.add(key, "secret.key")
+            if settings.log_key_path.exists():
+                tar.add(settings.log_key_path, "log.key")
             for blob in blobs:
                 tar.add(blob, f"blobs/{blob.parent.name}/{blob.name}")
         partial.replace(target)
@@ -130,6 +133,10 @@ def restore_backup(settings, source: Path, *, force: bool = False) -> dict:
             key = settings.data_dir / "secret.key"
             shutil.copyfile(work / "secret.key", key)
             key.chmod(0o600)
+        if (work / "log.key").exists():
+            settings.log_key_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(work / "log.key", settings.log_key_path)
+            settings.log_key_path.chmod(0o600)
         for blob in sorted((work / "blobs").glob("??/*")):
             dest_blob = settings.blob_dir / blob.parent.name / blob.name
             dest_blob.parent.mkdir(parents=True, exist_ok=True)

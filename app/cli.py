@@ -393,9 +393,10 @@ from app.incidents.cli import incident
 from app.models.cli import card, model
 from app.norms.cli import policy
 from app.plans.cli import plan
+from app.transparency.cli import log_group
 
 for command in (agreement, checkpoint, worker, eval_group, reported, incident, model, card,
-                plan, login, logout, whoami, backup, restore, policy):
+                plan, login, logout, whoami, backup, restore, policy, log_group):
     main.add_command(command)
 for command in (backup, worker):
     _checks_registry_first(command)

@@ -14,13 +14,17 @@ from app import markdown
 from app.evals import charts
 from app.norms import recompute
 from app.plans import cache
+from app.transparency import log
 
 
 def install_listeners() -> None:
-    """Markdown rendered on write, verdicts recomputed and model-card charts redrawn
-    before commit, plan cache entries dropped after commit. Idempotent."""
+    """Markdown rendered on write, verdicts recomputed, model-card charts redrawn and
+    events appended to the transparency log before commit, plan cache entries dropped
+    after commit. Idempotent."""
     markdown.install()
     recompute.install()
     charts.install()
+    # Last: the events the listeners above record before commit are logged too.
+    log.install()
     if not event.contains(Session, "after_commit", cache.drop_changed_on_commit):
         event.listen(Session, "after_commit", cache.drop_changed_on_commit)

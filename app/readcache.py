@@ -48,8 +48,10 @@ TRIGGER = "stagegate_read_version"
 MAX_ENTRY_BYTES = 64 * 2**20  # a full incidents export at 50k incidents is ~30 MB
 MAX_TOTAL_BYTES = 256 * 2**20
 # No public answer reads these, so writes to them need not drop the cache.
+# The transparency log's tables: a leaf is only ever written beside its event (tracked),
+# and /log answers are never cached (_UNCACHED).
 _UNTRACKED = ("alembic_version", "read_cache_version", "rate_counter", "web_session",
-              "login_failure")
+              "login_failure", "log_leaf", "log_node", "log_head", "log_checkpoint")
 
 
 # --- PostgreSQL change counter (used by migration 0009 and by later migrations) -------
@@ -300,7 +302,10 @@ CSRF_COOKIE = "sg_csrf"
 # process loaded at start: example files read from disk on each request, static files,
 # and the live compliance endpoints (they carry the instant they were judged at). Pages
 # that embed compliance show its date only, which the horizon covers (it ends at midnight).
-_UNCACHED = re.compile(r"^/policies/[^/]+/examples/|/compliance|/exemptions|^/static/|^/schema")
+# /log and /api/v1/log: the checkpoint is signed on read, and tiles carry their own
+# immutable Cache-Control for HTTP caches.
+_UNCACHED = re.compile(r"^/policies/[^/]+/examples/|/compliance|/exemptions|^/static/|^/schema"
+                       r"|^/log/|^/api/v1/log/")
 # What the request's own address decides in an answer (absolute links in feeds and
 # exported cards), so it is part of the key.
 _ADDRESS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"forwarded")

@@ -50,6 +50,14 @@ class Settings:
     shutdown_grace_s: float = field(default_factory=lambda: float(
         _env("SHUTDOWN_GRACE_S", "10")))
 
+    # The transparency log (app/transparency/): its origin line, which is also its key's
+    # name (empty: the public address's host and path + "/log", else "stagegate.local/log");
+    # its Ed25519 key file (empty: log.key in the data folder, made on first use); and the
+    # seconds between signed checkpoints while there are new leaves.
+    log_origin: str = field(default_factory=lambda: _env("LOG_ORIGIN", ""))
+    log_key_file: str = field(default_factory=lambda: _env("LOG_KEY_FILE", ""))
+    log_checkpoint_s: float = field(default_factory=lambda: float(_env("LOG_CHECKPOINT_S", "5")))
+
     def __post_init__(self) -> None:
         if not self.database_url:
             url = _env("DATABASE_URL", "") or f"sqlite:///{self.data_dir / 'stagegate.db'}"
@@ -63,6 +71,18 @@ class Settings:
     def trusted_networks(self) -> tuple:
         return tuple(ipaddress.ip_network(part.strip(), strict=False)
                      for part in self.trusted_proxies.split(",") if part.strip())
+
+    @property
+    def log_origin_line(self) -> str:
+        if self.log_origin:
+            return self.log_origin
+        if self.public_url:
+            return self.public_url.split("://", 1)[-1] + "/log"
+        return "stagegate.local/log"
+
+    @property
+    def log_key_path(self) -> Path:
+        return Path(self.log_key_file) if self.log_key_file else self.data_dir / "log.key"
 
     @property
     def blob_dir(self) -> Path:

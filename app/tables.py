@@ -11,3 +11,4 @@ from app.labs import tables as _labs  # noqa: F401
 from app.models import tables as _models  # noqa: F401
 from app.norms import tables as _norms  # noqa: F401
 from app.plans import tables as _plans  # noqa: F401
+from app.transparency import tables as _transparency  # noqa: F401

@@ -40,6 +40,7 @@ BY_NAME = {
         # packages' own (empty) __init__
         "app.agreements", "app.auth", "app.checkpoints", "app.evals", "app.events",
         "app.incidents", "app.labs", "app.models", "app.norms", "app.plans",
+        "app.transparency",
     ), "kernel"),
     **dict.fromkeys((
         "app.tables", "app.runtime_tables", "app.auth.principal", "app.db", "app.ratelimit",
@@ -52,7 +53,9 @@ BY_NAME = {
                      "app.demo", "app.demo_reported"), "flows"),
     **dict.fromkeys(("app.http", "app.health", "app.openapi", "app.conditional",
                      "app.readcache", "app.client", "app.clikit", "app.backup", "app.web",
-                     "app.evals.commands"), "api, cli, web"),
+                     "app.evals.commands",
+                     "app.transparency.monitor"),  # a client of the log's HTTP API
+                    "api, cli, web"),
     "app": "app factory",
     "app.cli": "stagegate command",  # `serve` runs create_app
 }
@@ -65,6 +68,8 @@ BY_PACKAGE = {
     "app.plans": "plans", "app.checkpoints": "checkpoints", "app.evals": "evals",
     "app.agreements": "agreements, incidents", "app.incidents": "agreements, incidents",
     "app.norms": "norms service", "app.web": "api, cli, web",
+    # The log is written with each event and read through app.access.
+    "app.transparency": "access, event recording",
 }
 
 

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 from app.access.agreements import visible_agreements
 from app.access.checkpoints import visible_checkpoints
 from app.access.evals import visible_runs
-from app.access.incidents import reachable
+from app.access.incidents import reachable, visible_incidents
 from app.access.models import visible_models
 from app.access.plans import visible_plans
 from app.agreements.tables import DisclosureAgreement
@@ -47,6 +47,34 @@ def visible_events(principal: Principal):
     if principal.user_id is not None:
         clauses.append(Event.actor_id == principal.user_id)
     return and_(or_(*clauses), entity_visible(principal))
+
+
+# Incident events whose openings the public may read once the incident is public.
+REVEALED_INCIDENT_ACTIONS = ("submitted", "revised", "triaged", "confirmed", "resolved",
+                             "rejected", "acknowledged", "embargo_set", "embargo_lifted")
+
+
+def openable_events(principal: Principal):
+    """The WHERE clause for events whose transparency-log openings a principal may read:
+    the events it may read (visible_events), and the lab events of an incident it may read
+    now, so once an embargo lifts anyone can check what the log committed to while it was
+    sealed. (Incident events are never written for the public, so the feed never carries
+    embargoed text; an opening shows the event's digest, status, actor and time.) Only the
+    moves of the incident itself: never a private event (the coordinators' full record),
+    the events of a duplicate (their digests cover a target the reader may not see), one
+    naming another incident or a report (merged, report_*), nor one its reporter made (the
+    public is not told who reported)."""
+    if principal.is_coordinator:
+        return true()
+    incident = row_exists(Incident, and_(
+        Incident.id == cast(Event.entity_id, BigInteger), Incident.duplicate_of.is_(None),
+        or_(Incident.reporter_id.is_(None), Event.actor_id.is_(None),
+            Event.actor_id != Incident.reporter_id)),
+        visible_incidents(principal))
+    revealed = and_(Event.entity_type == "incident", Event.visibility == "lab",
+                    Event.action.in_(REVEALED_INCIDENT_ACTIONS),
+                    Event.entity_id.regexp_match(r"\A[1-9][0-9]{0,17}\Z"), incident)
+    return or_(visible_events(principal), revealed)
 
 
 def entity_visible(principal: Principal):

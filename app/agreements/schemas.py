@@ -149,3 +149,6 @@ class AgreementRead(BaseModel):
     activated_at: datetime | None
     terminated_at: datetime | None
     termination_reason: str | None
+    # The transparency-log leaf of the latest event about it that the reader may open:
+    # ask /api/v1/log/proof/inclusion for it (README "Transparency log").
+    log_index: int | None = None

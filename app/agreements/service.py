@@ -52,6 +52,7 @@ from app.plans.tables import ReleasePlan, Stage
 from app.safeyaml import load_yaml
 from app.sqltypes import MAX_ID
 from app.timeutil import utcnow
+from app.transparency.service import set_log_indexes
 from app.versioning import check_version
 
 A = DisclosureAgreement
@@ -185,7 +186,7 @@ def read_agreements(session: Session, principal: Principal,
             template=a.template, version=a.version, created_at=a.created_at,
             updated_at=a.updated_at, proposed_at=a.proposed_at, activated_at=a.activated_at,
             terminated_at=a.terminated_at, termination_reason=a.termination_reason))
-    return out
+    return set_log_indexes(session, principal, "agreement", out)
 
 
 def read_agreement(session: Session, principal: Principal,

@@ -25,6 +25,7 @@ from app.events.service import record
 from app.norms.service import refresh_due
 from app.settings import Settings
 from app.timeutil import digest, utcnow
+from app.transparency.service import latest_checkpoint
 
 log = logging.getLogger("stagegate.worker")
 LEASE_S = 120.0
@@ -331,6 +332,10 @@ def run_worker(settings: Settings, *, once: bool = False, stop_event: threading.
                 # Charts of models stored before they were kept (results landing keep
                 # them from then on, through the listener in app/evals/charts.py).
                 charts.store_missing(s)
+            with session_scope(engine, write=False) as s:
+                # The transparency log signs a checkpoint while there are new leaves,
+                # whether or not anyone reads one (the history witnesses compare).
+                latest_checkpoint(s)
             last_enqueue = now
         with session_scope(engine) as s:
             claimed = claim(s, worker_id, lease_s)

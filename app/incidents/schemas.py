@@ -137,6 +137,9 @@ class IncidentRead(BaseModel):
     # Only the reporter and coordinators see who reported.
     reporter_id: int | None = None
     reporter_contact: str | None = None
+    # The transparency-log leaf of the latest event about it that the reader may open:
+    # ask /api/v1/log/proof/inclusion for it (README "Transparency log").
+    log_index: int | None = None
 
 
 class DuplicateRead(BaseModel):

@@ -46,6 +46,7 @@ from app.incidents.tables import (
 )
 from app.labs.tables import Lab
 from app.models.tables import AIModel
+from app.transparency.service import set_log_indexes
 
 # --- index DDL (run by migration 0003_incidents) -------------------------------------
 # SQLite: an FTS5 external-content table over incident(title, summary, search_text), kept
@@ -394,7 +395,7 @@ def _list(session: Session, principal: Principal, params: SearchParams,
         last = found[-1]
         cursor = _encode(["received", last.id, last.id] if params.sort == "received"
                          else ["date", last.occurred.isoformat(), last.id])
-    reads, _ = _reads_of(principal, found)
+    reads, _ = _reads_of(session, principal, found)
     rows = [tuple(r) for r in session.connection().execute(
         select(*_CANDIDATE_COLUMNS).where(*where).order_by(Incident.id.desc())
         .limit(CANDIDATES + 1))]
@@ -610,7 +611,7 @@ def _page_select(session: Session, principal: Principal, extra: tuple = ()):
     return select(*_PAGE_COLUMNS, *_page_subqueries(principal, sqlite), *extra)
 
 
-def _reads_of(principal: Principal, rows: list) -> tuple[list, dict]:
+def _reads_of(session: Session, principal: Principal, rows: list) -> tuple[list, dict]:
     """read_incidents(html=False) for _page_select rows, in their order (the same model
     visibility; lab and model order as read_incidents), and the extra columns by id."""
     n = len(_PAGE_COLUMNS)
@@ -621,7 +622,8 @@ def _reads_of(principal: Principal, rows: list) -> tuple[list, dict]:
         models[iid] = [f"{lab}/{slug}" for lab, slug in sorted(map(tuple, _json_list(row[n + 1])))]
         counts[iid] = row[n + 2]
         extras[iid] = tuple(row[n + 3:])
-    return build_reads(principal, rows, labs, models, counts, html=False), extras
+    reads = build_reads(principal, rows, labs, models, counts, html=False)
+    return set_log_indexes(session, principal, "incident", reads), extras
 
 
 def _read_page(session: Session, principal: Principal, ids: list[int], vis,
@@ -632,7 +634,7 @@ def _read_page(session: Session, principal: Principal, ids: list[int], vis,
         return [], {}
     found = {row[0]: row for row in session.connection().execute(
         _page_select(session, principal, extra).where(Incident.id.in_(ids), vis))}
-    return _reads_of(principal, [found[i] for i in ids])
+    return _reads_of(session, principal, [found[i] for i in ids])
 
 
 _CANDIDATE_COLUMNS = [Incident.id, Incident.severity, Incident.status, Incident.year,

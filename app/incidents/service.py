@@ -34,6 +34,7 @@ from app.markdown import stored_html
 from app.models.service import find_model
 from app.models.tables import AIModel
 from app.timeutil import utcnow
+from app.transparency.service import set_log_indexes
 from app.versioning import claim_version
 
 TAXONOMY = Path(__file__).parent / "taxonomy" / "harm_types.v1.yaml"
@@ -451,7 +452,8 @@ def read_incidents(session: Session, principal: Principal, incidents: list[Incid
             .where(IncidentReportLink.incident_id.in_(ids))
             .group_by(IncidentReportLink.incident_id)):
         counts[iid] = n
-    return build_reads(principal, incidents, labs, models, counts, html)
+    reads = build_reads(principal, incidents, labs, models, counts, html)
+    return set_log_indexes(session, principal, "incident", reads)
 
 
 def build_reads(principal: Principal, incidents, labs: dict[int, list[str]],

@@ -17,6 +17,7 @@ from app.norms.schemas import (
     SimulateIn,
     SimulationRead,
 )
+from app.transparency.service import leaf_indexes
 
 
 class PolicyController(Controller):
@@ -40,6 +41,10 @@ class PolicyController(Controller):
             return service.simulate_policy(session, principal, policy)
 
 
+# The events that record a verdict: a change of one, and the judgement at each release.
+VERDICT_ACTIONS = ("verdict_changed", "release_judged")
+
+
 class ComplianceController(Controller):
     path = "/api/v1/plans/{plan_id:int}"
     tags = ["policies"]  # noqa: RUF012
@@ -47,7 +52,10 @@ class ComplianceController(Controller):
     @get("/compliance", opt=PUBLIC)
     def compliance(self, plan_id: Id, principal: Principal) -> ComplianceRead:
         with session_scope(write=False) as session:
-            return service.plan_compliance(session, principal, plan_id)
+            read = service.plan_compliance(session, principal, plan_id)
+            read.log_index = leaf_indexes(session, principal, "plan", [plan_id],
+                                          VERDICT_ACTIONS).get(str(plan_id))
+            return read
 
     @get("/compliance/history", opt=PUBLIC)
     def history(self, plan_id: Id, principal: Principal) -> list[dict]:

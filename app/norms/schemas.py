@@ -63,6 +63,9 @@ class ComplianceRead(BaseModel):
     verdict: str
     counts: dict[str, int]
     stages: list[StageCompliance]
+    # The leaf of the latest verdict recorded for this plan (a verdict change or a
+    # release's judgement) that the reader may open.
+    log_index: int | None = None
 
 
 class ExemptionCreate(BaseModel):

@@ -29,6 +29,16 @@ from app.plans.schemas import (
     StageTransitionIn,
 )
 from app.plans.tables import PLAN_STATUSES
+from app.transparency.service import revision_leaves, set_log_indexes
+
+
+def _logged(session, principal: Principal, reads: list[PlanRead]) -> list[PlanRead]:
+    """Each plan's log_index: the leaf of its latest event the reader may open."""
+    return set_log_indexes(session, principal, "plan", reads)
+
+
+def _read(session, principal: Principal, plan) -> PlanRead:
+    return _logged(session, principal, [service.read_plan(session, plan)])[0]
 
 
 def _render(plan_id: int, principal: Principal) -> Entry:
@@ -36,7 +46,7 @@ def _render(plan_id: int, principal: Principal) -> Entry:
     token = cache.token()
     with session_scope(write=False) as session:
         plan = service.get_plan(session, principal, plan_id)
-        body = service.read_plan(session, plan).model_dump_json().encode()
+        body = _read(session, principal, plan).model_dump_json().encode()
         # "public" means an anonymous caller may read it: asked of the same SQL filter.
         entry = Entry(body, plan.lab_id, service.is_public(session, plan.id), plan.version)
     cache.put(plan_id, entry, token)
@@ -56,13 +66,14 @@ class PlanController(Controller):
                 get_lab(session, lab)
             rows, cursor = service.list_plans(session, principal, page, model=model,
                                               status=status, lab=lab)
-            return Page(items=service.read_plans(session, rows), next_cursor=cursor)
+            return Page(items=_logged(session, principal, service.read_plans(session, rows)),
+                        next_cursor=cursor)
 
     @post("/")
     def file_plan(self, data: PlanCreate, principal: Principal) -> Response[PlanRead]:
         with session_scope() as session:
             plan = service.file_plan(session, principal, data)
-            return with_etag(service.read_plan(session, plan), 201)
+            return with_etag(_read(session, principal, plan), 201)
 
     # The hot read path: async, served from the plan cache without a thread hop when
     # the database has not changed and the caller may see the plan.
@@ -80,7 +91,7 @@ class PlanController(Controller):
         data.version = expected_version(request, data.version)
         with session_scope() as session:
             plan = service.revise_plan(session, principal, plan_id, data)
-            return with_etag(service.read_plan(session, plan))
+            return with_etag(_read(session, principal, plan))
 
     @post("/{plan_id:int}/transitions", status_code=200)
     def transition_plan(self, plan_id: Id, data: PlanTransitionIn, request: Request,
@@ -89,7 +100,7 @@ class PlanController(Controller):
             plan = service.transition_plan(session, principal, plan_id, data.to,
                                            expected_version(request, data.version),
                                            data.reason)
-            return with_etag(service.read_plan(session, plan))
+            return with_etag(_read(session, principal, plan))
 
     @post("/{plan_id:int}/stages/{position:int}/transitions", status_code=200)
     def transition_stage(self, plan_id: Id, position: StagePosition, data: StageTransitionIn,
@@ -98,20 +109,24 @@ class PlanController(Controller):
             plan = flows.transition_stage(session, principal, plan_id, position, data.to,
                                             expected_version(request, data.version),
                                             data.actual_date, data.reason)
-            return with_etag(service.read_plan(session, plan))
+            return with_etag(_read(session, principal, plan))
 
     @get("/{plan_id:int}/revisions", opt=PUBLIC)
     def list_revisions(self, plan_id: Id, principal: Principal) -> list[RevisionSummary]:
         with session_scope(write=False) as session:
-            return [RevisionSummary.model_validate(r)
+            leaves = revision_leaves(session, principal, plan_id)
+            return [RevisionSummary.model_validate(r).model_copy(
+                        update={"log_index": leaves.get(r.number)})
                     for r in service.list_revisions(session, principal, plan_id)]
 
     @get("/{plan_id:int}/revisions/{number:int}", opt=PUBLIC)
     def get_revision(self, plan_id: Id, number: RevisionNumber,
                      principal: Principal) -> RevisionRead:
         with session_scope(write=False) as session:
-            return RevisionRead.model_validate(
+            read = RevisionRead.model_validate(
                 service.get_revision(session, principal, plan_id, number))
+            read.log_index = revision_leaves(session, principal, plan_id).get(number)
+            return read
 
     @get("/{plan_id:int}/diff", opt=PUBLIC)
     def diff_revisions(self, plan_id: Id, principal: Principal, a: RevisionNumber,

@@ -105,6 +105,9 @@ class PlanRead(BaseModel):
     filed_at: datetime | None
     policies: list[str] = []
     stages: list[StageRead]
+    # The transparency-log leaf of the latest event about it that the reader may open:
+    # ask /api/v1/log/proof/inclusion for it (README "Transparency log").
+    log_index: int | None = None
 
 
 class RevisionRead(BaseModel):
@@ -115,6 +118,8 @@ class RevisionRead(BaseModel):
     change: str
     digest: str
     content: dict
+    # The transparency-log leaf of the event that recorded this revision.
+    log_index: int | None = None
 
 
 class RevisionSummary(BaseModel):
@@ -124,3 +129,5 @@ class RevisionSummary(BaseModel):
     created_at: datetime
     change: str
     digest: str
+    # The transparency-log leaf of the event that recorded this revision.
+    log_index: int | None = None

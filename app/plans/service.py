@@ -226,18 +226,21 @@ def transition_stage(session: Session, actor: Principal, plan_id: int, position:
                                 f"{plan.status}", field="status", allowed=[])
     check_move(STAGE_MOVES, "stage", stage.status, to)
     event: dict = {}
+    judged: list[dict] | None = None
     if to == "released":
         released_on, event = _release_date(actor, actual_date)
         try:
             # The policy gate: deny rules that do not hold stop the release (409, nothing
             # changed).
-            gate(session, plan, stage, released_on)
+            judged = gate(session, plan, stage, released_on) or []
         except PolicyViolation as exc:
             # A coordinator importing history is judged too, but a deny cannot undo what
             # already happened: the verdict goes on the record instead.
             if not event:
                 raise
             event["gate"] = [f"{v['policy']}/{v['rule']}" for v in exc.extra["violations"]]
+            judged = [{k: v[k] for k in ("policy", "rule", "action", "verdict")}
+                      for v in exc.extra["violations"]]
     plan = _writable(session, actor, plan_id, version)
     stage.status = to
     if to == "released":
@@ -248,6 +251,13 @@ def transition_stage(session: Session, actor: Principal, plan_id: int, position:
     session.flush()
     _changed(session, actor, plan, f"stage_{to}",
              f"stage {position} {to}" + (f": {reason}" if reason else ""), event)
+    if judged is not None:
+        # The verdicts this release was judged with, as their own event (and so their own
+        # transparency-log leaf): nobody can later claim it shipped with a pass it lacked.
+        verdict = {"plan": plan.id, "stage": position, "released_on": released_on.isoformat(),
+                   "verdicts": judged}
+        record(session, actor, "plan", plan.id, "release_judged", verdict, lab_id=plan.lab_id,
+               visibility=plan_audience(session, plan), data=verdict)
     return plan
 
 

@@ -62,3 +62,32 @@ def test_every_page_reachable_from_home_answers_within_2_s(client, evaluated_dem
     t0 = time.perf_counter()
     assert client.get("/healthz").status_code == 200
     assert time.perf_counter() - t0 < 0.5
+    assert_log_verifies(client)
+
+
+def assert_log_verifies(client) -> None:
+    """The evaluated demo's transparency log passes the monitor, as a visitor (openings
+    of public events) and as a coordinator would run it (every opening)."""
+    from app.client import Client
+    from app.transparency.monitor import State, verify
+
+    monitor = Client("http://testserver.local")
+    monitor.http.close()
+    monitor.http = client  # the same HTTP calls, through the test client
+    verdict, state = verify(monitor, State())
+    assert verdict.size > 100 and verdict.opened > 0 and verdict.sealed > 0, verdict.line()
+    assert len(state.hashes) == verdict.size
+
+    from app.auth.principal import SYSTEM
+    from app.auth.service import create_token, create_user
+    from app.db import session_scope
+
+    with session_scope() as s:
+        _, secret = create_token(s, SYSTEM, create_user(s, SYSTEM, "log-monitor",
+                                                        coordinator=True))
+    client.headers["Authorization"] = f"Bearer {secret}"
+    try:
+        again, _ = verify(monitor, state)
+    finally:
+        del client.headers["Authorization"]
+    assert again.sealed == 0 and again.opened >= verdict.size, again.line()

@@ -1,0 +1,153 @@
+"""Appending every event to the log, in the event's own transaction, and reading the tree.
+
+A session listener collects the events a transaction inserts and, just before it
+commits (after the verdict recompute, which records events of its own), appends one leaf
+per event in event-id order: a failed or rolled-back write leaves no leaf. The append
+takes the log head's row lock first and holds it only for the commit, so leaf indexes are
+gapless and unique across processes, and an append never waits inside other locks.
+
+Every leaf is a commitment: SHA-256(salt ‖ content), where content is the canonical JSON
+of the event's public fields (what /api/v1/events shows), beside the entity type and the
+time. The opening (salt and content) is served to whoever may read the event now, by the
+same filter as /api/v1/events; so the log itself is public and reveals, of an event
+nobody may read yet, only that something happened to an entity of that type, and when.
+Content is recomputed from the event row on every read, so an edited event no longer
+opens its leaf: that is how a monitor notices a rewritten history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from app.events.tables import Event
+from app.timeutil import canonical_json
+from app.transparency import merkle
+from app.transparency.tables import LogHead, LogLeaf, LogNode
+
+PENDING = "log_pending"
+FILL = "log_fill"
+LEAF_VERSION = 1
+
+
+def iso(at: datetime) -> str:
+    """The one time format of leaves and openings (UTC, microseconds): what the database
+    gives back must print exactly as what was written."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_content(e: Event) -> bytes:
+    """The event's public fields, as /api/v1/events shows them: the committed content."""
+    return canonical_json({"id": e.id, "at": iso(e.at), "actor": e.actor,
+                           "entity_type": e.entity_type, "entity_id": e.entity_id,
+                           "action": e.action, "digest": e.digest,
+                           "data": e.data or {}}).encode()
+
+
+def commitment(salt: bytes, content: bytes) -> str:
+    return hashlib.sha256(salt + content).hexdigest()
+
+
+def leaf_bytes(e: Event, salt: bytes) -> bytes:
+    return canonical_json({"v": LEAF_VERSION, "entity_type": e.entity_type, "at": iso(e.at),
+                           "commitment": commitment(salt, event_content(e))}).encode()
+
+
+# -- appending --------------------------------------------------------------------------
+
+def _collect(session: Session, _context) -> None:
+    found = [o for o in session.new if isinstance(o, Event)]
+    if found:
+        session.info.setdefault(PENDING, []).extend(found)
+
+
+def _append_pending(session: Session) -> None:
+    if not session.info.get(PENDING):
+        return
+    session.flush()  # ids for every new event (and their rows, for the foreign keys)
+    events = sorted(session.info.pop(PENDING), key=lambda e: e.id)
+    _fill(session, events, append_events(session, events))
+
+
+def _forget(session: Session, *_args) -> None:
+    session.info.pop(PENDING, None)
+    session.info.pop(FILL, None)
+
+
+def fill_on_append(session: Session, entity_type: str, reads: list,
+                   actions: tuple[str, ...] = ()) -> None:
+    """A write's answer names the leaf of the event it just recorded, which gets its
+    index only at commit: set each read's `log_index` then (the answer is sent after)."""
+    if session.info.get(PENDING) or any(isinstance(o, Event) for o in session.new):
+        session.info.setdefault(FILL, []).append((entity_type, reads, actions))
+
+
+def _fill(session: Session, events: list[Event], first: int) -> None:
+    for entity_type, reads, actions in session.info.pop(FILL, []):
+        for read in reads:
+            for offset, e in enumerate(events):
+                if (e.entity_type == entity_type and e.entity_id == str(read.id)
+                        and (not actions or e.action in actions)):
+                    read.log_index = first + offset
+
+
+def append_events(session: Session, events: list[Event]) -> int:
+    """Append one leaf per event (already flushed, in order); returns the first index."""
+    n = len(events)
+    # The head row's lock: every other appender waits here until this commit ends.
+    size = session.execute(update(LogHead).where(LogHead.id == 1)
+                           .values(size=LogHead.size + n)
+                           .returning(LogHead.size)).scalar_one() - n
+    leaves, hashes = [], []
+    for offset, e in enumerate(events):
+        salt = os.urandom(32)
+        data = leaf_bytes(e, salt)
+        leaves.append({"idx": size + offset, "event_id": e.id, "salt": salt,
+                       "leaf": data.decode()})
+        hashes.append(merkle.leaf_hash(data))
+    nodes = merkle.new_nodes(size, hashes, reader(session))
+    session.execute(insert(LogLeaf), leaves)
+    session.execute(insert(LogNode), [{"level": lv, "idx": i, "hash": h} for lv, i, h in nodes])
+    return size
+
+
+def install() -> None:
+    """Idempotent; app/listeners.py calls it after the verdict recompute's listener, so
+    the verdicts a commit records are logged with it."""
+    from sqlalchemy.orm import Session as OrmSession
+
+    for name, fn in (("after_flush", _collect), ("before_commit", _append_pending),
+                     ("after_rollback", _forget)):
+        if not sa_event.contains(OrmSession, name, fn):
+            sa_event.listen(OrmSession, name, fn)
+
+
+# -- reading the tree -------------------------------------------------------------------
+
+def reader(session: Session) -> merkle.Reader:
+    """Stored node hashes, in one query per call."""
+    def read(nodes: list[merkle.Node]) -> list[bytes]:
+        if not nodes:
+            return []
+        got = {}
+        for chunk in range(0, len(nodes), 500):
+            part = nodes[chunk:chunk + 500]
+            got.update({(lv, i): h for lv, i, h in session.execute(
+                select(LogNode.level, LogNode.idx, LogNode.hash)
+                .where(tuple_(LogNode.level, LogNode.idx).in_(part)))})
+        missing = [n for n in nodes if n not in got]
+        if missing:
+            raise LookupError(f"the log has no node {missing[0]}")
+        return [got[n] for n in nodes]
+    return read
+
+
+def tree_size(session: Session) -> int:
+    return session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one_or_none() or 0
