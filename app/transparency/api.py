@@ -3,6 +3,7 @@ the c2sp.org/tlog-tiles layout that tile clients, witnesses and Go's sumdb/tlog 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from annotated_types import Interval
@@ -19,9 +20,12 @@ from app.transparency import service
 from app.transparency.service import TILE_WIDTH
 
 Index = Annotated[int, Interval(ge=0, le=MAX_ID)]
+# An optional bound must sit inside Annotated: `Index | None` drops it.
+OptionalIndex = Annotated[int | None, Interval(ge=0, le=MAX_ID)]
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 NO_STORE = {"Cache-Control": "no-store"}
 TEXT = "text/plain; charset=utf-8"
+ENTITY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", re.ASCII)
 
 
 class CheckpointRead(BaseModel):
@@ -107,7 +111,7 @@ class LogController(Controller):
             return Response(_read(service.latest_checkpoint(session)), headers=NO_STORE)
 
     @get("/checkpoints", opt=PUBLIC)
-    def log_checkpoints(self, before: Index | None = None,
+    def log_checkpoints(self, before: OptionalIndex = None,
                         limit: Annotated[int, Interval(ge=1, le=200)] = 50) -> CheckpointPage:
         """Every checkpoint signed, newest first: `before` pages on (sizes below it)."""
         with session_scope(write=False) as session:
@@ -119,7 +123,7 @@ class LogController(Controller):
 
     @get("/entries", opt=PUBLIC)
     def log_entries(self, principal: Principal, start: Index = 0,
-                    end: Index | None = None) -> Response[Entries]:
+                    end: OptionalIndex = None) -> Response[Entries]:
         """Leaves [start, end), at most 1000, with the openings you may read. The range
         is cut to the log's end (tree_size): a range past it is empty."""
         with session_scope(write=False) as session:
@@ -139,11 +143,14 @@ class LogController(Controller):
                    entity_id: str) -> EntityLeaf:
         """The leaf of the latest event about an entity (plan, incident, agreement, model,
         checkpoint, ...) that you may read: ask for its inclusion proof next."""
-        with session_scope(write=False) as session:
-            found = service.leaf_indexes(session, principal, entity_type, [entity_id])
+        found = {}
+        # Only names an event can carry (no NUL, no 1 KB strings) reach the query.
+        if ENTITY_ID.fullmatch(entity_type) and ENTITY_ID.fullmatch(entity_id):
+            with session_scope(write=False) as session:
+                found = service.leaf_indexes(session, principal, entity_type, [entity_id])
         if entity_id not in found:
-            raise NotFound(f"no logged event about {entity_type} {entity_id} that you may "
-                           "read", field="entity_id")
+            raise NotFound("no logged event about this entity that you may read",
+                           field="entity_id")
         return EntityLeaf(entity_type=entity_type, entity_id=entity_id,
                           leaf_index=found[entity_id])
 

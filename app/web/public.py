@@ -306,8 +306,9 @@ def public_handlers() -> list:
     from app.web.feeds import feed_handlers
     from app.web.public_incidents import incident_handlers
     from app.web.public_plans import plan_handlers
+    from app.web.transparency import transparency_handlers
 
     return [home, models_page, model_card, model_progress, lab_page, *plan_handlers(),
-            *incident_handlers(), *feed_handlers()]
+            *incident_handlers(), *feed_handlers(), *transparency_handlers()]
 
 

@@ -335,3 +335,23 @@ def test_log_commands_key_and_prove(stagegate, world, live_server, settings):
     assert code == 2 and "404" in err
     code, out, err = stagegate("log", "prove", "nonsense")
     assert code == 2 and "TYPE/ID" in err
+
+
+def test_the_transparency_page_shows_the_checkpoint_and_leaves_as_the_reader_may(
+        client, world):
+    plan = file_public_plan(world)
+    r = client.post("/api/v1/plans", headers=world.b_member.headers, json={
+        "model": "lab-b/m", "title": "Secret draft", "stages": FOUR_STAGES[:1]})
+    draft_leaf = r.json()["log_index"]
+    r = client.get("/transparency", headers={"Accept": "text/html"})
+    assert r.status_code == 200
+    page = r.text
+    assert client.get("/api/v1/log/key").text.strip() in page
+    assert f'<a href="/plans/{plan}">plan {plan}</a>' in page
+    row = page[page.index(f'<td class="num">{draft_leaf}</td>'):]
+    row = row[:row.index("</tr>")]
+    assert "sealed" in row and "Secret" not in page and "b_member" not in row
+    assert client.get("/transparency?before=-1").status_code == 422
+    older = client.get("/transparency?before=2", headers={"Accept": "text/html"}).text
+    assert '<td class="num">1</td>' in older and f'<td class="num">{draft_leaf}</td>' \
+        not in older
