@@ -160,6 +160,10 @@ def settings(backend, templates, tmp_path):
     settings = configure(Settings(data_dir=tmp_path / "data", database_url=url,
                                   inprocess_worker=False))
     cache._cache = None
+    # Tiles are kept per database URL, and PostgreSQL copies reuse their names.
+    from app.transparency.api import TILES
+
+    TILES.clear()
     yield settings
     engine_for(url).dispose()
     engine_for.cache_clear()

@@ -341,3 +341,15 @@ def test_the_2019_release_story(story: Story, tmp_path):
     assert results and all(r.metric_value is not None for r in results)
     assert any("gpt2-124m" in (r.source_name or "") + (r.source_url or "") for r in results)
 
+
+    # --- 7. A journalist holds the registry to what it published: the transparency log.
+    story.at("2019-11-07T09:00:00+00:00")  # a later checkpoint covers everything above
+    home = story.root / "homes" / "journalist"
+    home.mkdir(parents=True)
+    journalist = Actor("journalist", home, story.url)
+    out = journalist.ok("log", "verify", "--url", story.url, "--state", home / "log.json")
+    assert out.startswith("ok: ") and "key pinned now" in out
+    out = journalist.ok("--url", story.url, "log", "prove", f"plan/{plan_id}")
+    assert out.rstrip().endswith("inclusion verified")
+    out = journalist.ok("log", "verify", "--url", story.url, "--state", home / "log.json")
+    assert "consistent with the" in out

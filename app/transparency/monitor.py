@@ -21,7 +21,7 @@ from app.client import ApiError, Client
 from app.transparency import merkle
 from app.transparency.note import Checkpoint, NoteError, Verifier, open_note
 
-PAGE = 1000
+PAGE = 5000  # service.MAX_ENTRIES
 
 
 class Inconsistent(Exception):
