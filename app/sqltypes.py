@@ -7,4 +7,4 @@ from sqlalchemy import BigInteger, Integer
 # 64-bit, and an INTEGER PRIMARY KEY must stay INTEGER to remain the rowid alias.
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
-from app.ids import MAX_ID  # noqa: E402,F401 (one definition, app.ids)
+from app.ids import MAX_ID  # noqa: F401 (one definition, app.ids)

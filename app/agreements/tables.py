@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Column, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from app.sqltypes import BIGINT
 from app.markdown import RenderedMarkdown
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 KINDS = ("research_access", "pre_release_evaluation", "coordinated_disclosure", "data_sharing")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from urllib.parse import urlencode
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from annotated_types import Interval
 from litestar import Controller, Request, Response
@@ -16,7 +16,17 @@ from app.auth.principal import Principal
 from app.csvcells import SafeCSV
 from app.db import session_scope
 from app.errors import Invalid, problem
-from app.http import PROBLEM, PUBLIC, PUBLIC_ETAG, delete, expected_version, get, patch, post, with_etag
+from app.http import (
+    PROBLEM,
+    PUBLIC,
+    PUBLIC_ETAG,
+    delete,
+    expected_version,
+    get,
+    patch,
+    post,
+    with_etag,
+)
 from app.ids import Id
 from app.incidents import service
 from app.incidents.schemas import (

@@ -7,8 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from app.sqltypes import BIGINT
 from app.markdown import RenderedMarkdown
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 SEVERITIES = ("low", "medium", "high", "critical")

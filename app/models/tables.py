@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, UniqueConstraint
 
-from app.sqltypes import BIGINT
 from app.markdown import RenderedMarkdown
+from app.sqltypes import BIGINT
 from app.timeutil import utcnow
 
 # The sections of "Model Cards for Model Reporting" (Mitchell et al.), as Markdown.

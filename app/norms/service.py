@@ -15,7 +15,7 @@ from app.events.tables import Event
 from app.norms.engine import Verdict, judge, overall, summary
 from app.norms.evidence import next_disclosure, plan_facts
 from app.norms.gate import policies_for
-from app.norms.loader import POLICY_DIR, Policy, load_policies, parse_policy
+from app.norms.loader import Policy, load_policies, parse_policy
 from app.norms.schemas import (
     ComplianceRead,
     ExemptionCreate,
