@@ -7,6 +7,13 @@ stored token hash verifies), `log.key` (the transparency log's signing key: a re
 registry must sign with the key monitors pinned) and `blobs/`. The database is read first and the blobs after:
 blobs are content-addressed and written before the row that names them, and never
 rewritten, so every blob the snapshot names is already on disk when it is copied.
+
+With object storage (STAGEGATE_BLOB_URL=s3://...) the blobs are not copied: a bucket is
+kept safe by its own versioning or replication, which a tar file on this machine cannot
+replace at that size. The backup then names the bucket, and `restore` checks that every
+blob the restored database names is in the bucket, and says which are not. A backup of
+the local folder restored into a registry with object storage uploads its blobs there
+(the way from one machine to object storage).
 """
 
 from __future__ import annotations
@@ -65,11 +72,16 @@ def create_backup(settings, target: Path) -> dict:
             _run(["pg_dump", "--format=custom", "--no-owner", "--file",
                   str(work / "database.pgdump"), _libpq(settings.database_url)])
             db_file, kind = "database.pgdump", "postgresql"
+        in_bucket = bool(getattr(settings, "blob_url", ""))
         blobs = sorted(p for p in settings.blob_dir.glob("??/*") if p.is_file()) \
-            if settings.blob_dir.exists() else []
+            if settings.blob_dir.exists() and not in_bucket else []
         summary = {"format": FORMAT, "database": kind, "database_file": db_file,
                    "revision": _revision(settings.database_url),
                    "blobs": len(blobs), "blob_bytes": sum(p.stat().st_size for p in blobs)}
+        if in_bucket:
+            # Not copied (module docstring); what the snapshot names, and where it is.
+            summary["blob_store"] = settings.blob_url
+            summary["blobs_in_store"] = len(_named_blobs(settings))
         (work / MANIFEST).write_text(json.dumps(summary, indent=2))
         partial = target.with_name(target.name + ".part")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -137,12 +149,39 @@ def restore_backup(settings, source: Path, *, force: bool = False) -> dict:
             settings.log_key_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(work / "log.key", settings.log_key_path)
             settings.log_key_path.chmod(0o600)
+        if getattr(settings, "blob_url", ""):
+            summary["missing_blobs"] = _restore_into_bucket(settings, work / "blobs")
+            return summary
         for blob in sorted((work / "blobs").glob("??/*")):
             dest_blob = settings.blob_dir / blob.parent.name / blob.name
             dest_blob.parent.mkdir(parents=True, exist_ok=True)
             if not dest_blob.exists():
                 shutil.copyfile(blob, dest_blob)
     return summary
+
+
+def _named_blobs(settings) -> set[str]:
+    from sqlmodel import Session
+
+    from app.checkpoints.service import referenced_blobs
+    from app.db import engine_for
+
+    with Session(engine_for(settings.database_url)) as session:
+        return referenced_blobs(session)
+
+
+def _restore_into_bucket(settings, folder: Path) -> list[str]:
+    """Upload the backup's blobs (a local-folder backup) that the bucket lacks; return
+    the SHA-256s the restored database names that the bucket still does not hold."""
+    from app.checkpoints.service import blob_store
+
+    store = blob_store(settings)
+    held = {b.sha256 for b in store.blobs()}
+    for blob in sorted(folder.glob("??/*")):
+        if blob.name not in held:
+            store.commit(blob, blob.name)  # uploads, then removes the extracted copy
+            held.add(blob.name)
+    return sorted(_named_blobs(settings) - held)
 
 
 def _revision(url: str) -> str | None:
@@ -174,6 +213,12 @@ def backup(target: Path) -> None:
     from app.settings import get_settings
 
     summary = create_backup(get_settings(), target)
+    if "blob_store" in summary:
+        click.echo(f"backed up the {summary['database']} database (revision "
+                   f"{summary['revision']}) to {target}; its {summary['blobs_in_store']} "
+                   f"blobs were NOT copied: they stay in {summary['blob_store']}, which the "
+                   "bucket's versioning or replication must protect")
+        return
     click.echo(f"backed up the {summary['database']} database (revision "
                f"{summary['revision']}) and {summary['blobs']} blobs to {target}")
 
@@ -185,6 +230,14 @@ def restore(source: Path, force: bool) -> None:
     """Restore a backup into this machine's registry; stop the server first (operator)."""
     from app.settings import get_settings
 
-    summary = restore_backup(get_settings(), source, force=force)
+    settings = get_settings()
+    summary = restore_backup(settings, source, force=force)
+    blobs = f"{summary['blobs']} blobs" if "blob_store" not in summary else \
+        f"no blobs (they were in {summary['blob_store']})"
     click.echo(f"restored the {summary['database']} database (revision "
-               f"{summary['revision']}) and {summary['blobs']} blobs from {source}")
+               f"{summary['revision']}) and {blobs} from {source}")
+    if missing := summary.get("missing_blobs"):
+        raise Invalid(f"{len(missing)} blobs the restored database names are not in "
+                      f"{settings.blob_url} (first: {missing[0]}): recover them from the "
+                      "bucket's versions or its replica; checkpoints naming them cannot be "
+                      "downloaded or evaluated until then", field="blobs")

@@ -304,8 +304,10 @@ CSRF_COOKIE = "sg_csrf"
 # that embed compliance show its date only, which the horizon covers (it ends at midnight).
 # /log and /api/v1/log: the checkpoint is signed on read, and tiles carry their own
 # immutable Cache-Control for HTTP caches.
+# /files/: a checkpoint file is a redirect or a stream by the request's Accept and
+# ?redirect= (object storage), and the OS page cache already holds a local one.
 _UNCACHED = re.compile(r"^/policies/[^/]+/examples/|/compliance|/exemptions|^/static/|^/schema"
-                       r"|^/log/|^/api/v1/log/")
+                       r"|^/log/|^/api/v1/log/|/files/")
 # What the request's own address decides in an answer (absolute links in feeds and
 # exported cards), so it is part of the key.
 _ADDRESS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"forwarded")

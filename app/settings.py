@@ -58,7 +58,20 @@ class Settings:
     log_key_file: str = field(default_factory=lambda: _env("LOG_KEY_FILE", ""))
     log_checkpoint_s: float = field(default_factory=lambda: float(_env("LOG_CHECKPOINT_S", "5")))
 
+    # Where checkpoint files live: empty = <data>/blobs; `s3://BUCKET/PREFIX` = an
+    # S3-compatible bucket (endpoint and credentials from the usual AWS_* variables); the
+    # seconds a presigned download URL is valid; and the endpoint presigned URLs name,
+    # where clients reach the bucket elsewhere than the registry does (empty: the same).
+    blob_url: str = field(default_factory=lambda: _env("BLOB_URL", "").rstrip("/"))
+    blob_url_ttl_s: int = field(default_factory=lambda: int(_env("BLOB_URL_TTL_S", "300")))
+    blob_presign_endpoint: str = field(default_factory=lambda: _env("BLOB_PRESIGN_ENDPOINT", ""))
+
     def __post_init__(self) -> None:
+        if self.blob_url and not (self.blob_url.startswith("s3://")
+                                  and self.blob_url[5:].split("/", 1)[0]):
+            raise ValueError(f"STAGEGATE_BLOB_URL: {self.blob_url!r} is not s3://BUCKET[/PREFIX]")
+        if not 1 <= self.blob_url_ttl_s <= 7 * 24 * 3600:
+            raise ValueError("STAGEGATE_BLOB_URL_TTL_S: give 1 to 604800 seconds (S3's limit)")
         if not self.database_url:
             url = _env("DATABASE_URL", "") or f"sqlite:///{self.data_dir / 'stagegate.db'}"
             object.__setattr__(self, "database_url", url)

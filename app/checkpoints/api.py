@@ -8,13 +8,15 @@ import anyio
 import litestar
 from litestar import Controller, Request, Response
 from litestar.params import Parameter
-from litestar.response import File, Stream
+from litestar.response import File, Redirect, Stream
+from litestar.response.base import ASGIResponse
 from litestar.response.file import ASGIFileResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app import flows
 from app.auth.principal import Principal
 from app.checkpoints import service
+from app.checkpoints.blobstore import content_disposition
 from app.checkpoints.schemas import AccessLevel, CheckpointCreate, CheckpointRead, StageAttach
 from app.checkpoints.upload_form import read_upload
 from app.db import session_scope
@@ -25,6 +27,10 @@ from app.pagination import Page, PageRequest
 
 # Multipart framing on top of the files themselves.
 FORM_OVERHEAD = 1024 * 1024
+
+REDIRECT_WHY = ("with object storage: `false` streams the file through the registry instead "
+                "of answering 302 with a presigned URL (for clients that cannot follow a "
+                "redirect); no effect with the local folder")
 
 
 class AccessChange(BaseModel):
@@ -138,12 +144,24 @@ class CheckpointController(Controller):
     @get("/{checkpoint_id:int}/files/{name:str}",
          opt={**PUBLIC, "request_budget": False, "problems": (403,)})
     def download_file(self, checkpoint_id: Id, name: str, principal: Principal,
-                      request: Request) -> Response:
+                      request: Request,
+                      redirect: Annotated[bool, Parameter(description=REDIRECT_WHY)] = True,
+                      ) -> Response:
         """The whole file, or one `Range: bytes=...` of it (206) to resume a download.
+        With object storage, a 302 to a short-lived presigned URL of the bucket (which
+        answers Range itself), unless `redirect=false`, the request carries `If-None-Match`
+        or `If-Range`, or its `Accept` names no wildcard (e.g. only
+        `application/octet-stream`): then the registry streams the file itself.
         403 when your lab's grant on it has ended, or you may see it but not download it
         (`detail` says why)."""
         with session_scope(write=False) as session:
-            path, entry = service.open_file(session, principal, checkpoint_id, name)
+            store, entry = service.open_file(session, principal, checkpoint_id, name)
+        sha = entry["sha256"]
+        if store.redirects and redirect and _follows_redirects(request):
+            # Checked and logged here; the bucket only checks the URL's signature and age.
+            return Redirect(store.presigned_url(sha, name), status_code=302,
+                            headers={"X-Content-SHA256": sha,
+                                     "Cache-Control": "private, no-store"})
         headers = _file_headers(entry)
         span = parse_range(request.headers.get("range"), entry["size"])
         if span == UNSATISFIABLE:
@@ -152,11 +170,16 @@ class CheckpointController(Controller):
                            instance=request.url.path)
             return Response(body, status_code=416, media_type="application/problem+json",
                             headers=headers | {"Content-Range": f"bytes */{entry['size']}"})
+        path = store.local_path(sha)
         if span is None or not _if_range_ok(request, entry):
-            return File(path=path, filename=name, media_type="application/octet-stream",
-                        headers=headers)
+            if path is not None:
+                return File(path=path, filename=name, media_type="application/octet-stream",
+                            headers=headers)
+            return Stream(store.read(sha), media_type="application/octet-stream",
+                          headers=headers | {"Content-Length": str(entry["size"]),
+                                             "Content-Disposition": content_disposition(name)})
         start, end = span
-        return Stream(_read_span(path, start, end), status_code=206,
+        return Stream(store.read(sha, start, end), status_code=206,
                       media_type="application/octet-stream",
                       headers=headers | {"Content-Range": f"bytes {start}-{end}/{entry['size']}",
                                          "Content-Length": str(end - start + 1)})
@@ -164,12 +187,41 @@ class CheckpointController(Controller):
     @litestar.head("/{checkpoint_id:int}/files/{name:str}", opt=PUBLIC, sync_to_thread=True)
     def head_file(self, checkpoint_id: Id, name: str,
                   principal: Principal) -> ASGIFileResponse:
-        """Size, digest and ETag of a file without its body (e.g. before a ranged GET)."""
+        """Size, digest and ETag of a file without its body (e.g. before a ranged GET);
+        answered by the registry whatever the storage, never redirected."""
         with session_scope(write=False) as session:
-            path, entry = service.open_file(session, principal, checkpoint_id, name)
+            store, entry = service.open_file(session, principal, checkpoint_id, name)
+        path = store.local_path(entry["sha256"])
+        if path is None:
+            # A HEAD ASGIResponse sets neither length nor type itself.
+            return ASGIResponse(body=b"", is_head_response=True, headers=_file_headers(entry) | {
+                "Content-Length": str(entry["size"]), "Content-Type": "application/octet-stream",
+                "Content-Disposition": content_disposition(name)})
         return ASGIFileResponse(file_path=path, filename=name, is_head_response=True,
                                 media_type="application/octet-stream",
                                 headers=_file_headers(entry))
+
+
+def _follows_redirects(request: Request) -> bool:
+    """Whether to answer 302: the registry's validators (If-None-Match, If-Range: the file's
+    SHA-256) mean nothing to the bucket, so those requests are answered here; and a client
+    whose Accept names only concrete types (no `*/*` with q > 0) asks for the bytes in this
+    answer. No Accept header, or curl's, httpx's, requests' and browsers' (all with
+    `*/*`), may be redirected."""
+    if request.headers.get("if-none-match") or request.headers.get("if-range"):
+        return False
+    accept = request.headers.get("accept")
+    if not accept:
+        return True
+    for item in accept.split(","):
+        kind, *params = [p.strip() for p in item.split(";")]
+        if kind == "*/*":
+            q = next((p.split("=", 1)[1] for p in params if p.lower().startswith("q=")), "1")
+            try:
+                return float(q) > 0
+            except ValueError:
+                return True
+    return False
 
 
 def _file_headers(entry: dict) -> dict:
@@ -210,15 +262,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size or start > end:
         return UNSATISFIABLE
     return start, end
-
-
-def _read_span(path, start: int, end: int, chunk: int = 1 << 20):
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = end - start + 1
-        while left > 0:
-            data = f.read(min(chunk, left))
-            if not data:
-                return
-            left -= len(data)
-            yield data

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,7 +24,7 @@ from app.access import (
 from app.access.checkpoints import GRANTED_LEVELS
 from app.agreements.tables import AgreementParty, AgreementScope, DisclosureAgreement
 from app.auth.principal import Principal
-from app.checkpoints.blobstore import BlobStore
+from app.checkpoints.blobstore import GRACE_S, Blob, BlobStore, Leftover, LocalBlobStore
 from app.checkpoints.schemas import CheckpointCreate, CheckpointRead
 from app.checkpoints.tables import ACCESS_LEVELS, Checkpoint
 from app.checkpoints.validate import reject, validate_checkpoint
@@ -48,8 +51,28 @@ def upload_limits(settings: Settings | None = None) -> tuple[int, int]:
     return min(per_file, total), total
 
 
+_stores: dict[tuple, BlobStore] = {}
+_stores_lock = threading.Lock()
+
+
 def blob_store(settings: Settings | None = None) -> BlobStore:
-    return BlobStore((settings or get_settings()).blob_dir)
+    """The local folder, or the bucket STAGEGATE_BLOB_URL names. An S3 store (its boto3
+    client is slow to make and thread-safe) is kept per configuration."""
+    settings = settings or get_settings()
+    if not settings.blob_url:
+        return LocalBlobStore(settings.blob_dir)
+    from app.checkpoints.s3store import S3BlobStore, client_settings
+
+    key = (settings.blob_url, settings.blob_url_ttl_s, settings.blob_presign_endpoint,
+           str(settings.blob_dir), client_settings())
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = S3BlobStore(
+                settings.blob_url, staging=settings.blob_dir / "tmp",
+                ttl_s=settings.blob_url_ttl_s,
+                presign_endpoint=settings.blob_presign_endpoint)
+        return store
 
 
 def checkpoint_state(ckpt: Checkpoint) -> dict:
@@ -97,8 +120,11 @@ def upload_checkpoint(session: Session, actor: Principal, data: CheckpointCreate
     finally:
         for path, _, _ in staged.values():
             path.unlink(missing_ok=True)
-    # A blob committed for an upload whose row then fails to insert stays as an
-    # unreferenced blob: harmless (content-addressed) and reusable by a retry.
+    # Nothing is written to the store before every file is validated. A blob committed
+    # for an upload that fails later (the bucket errs on the next file, the row cannot be
+    # inserted) stays unreferenced: removing it at once could remove a blob a concurrent
+    # upload of the same file has just found and is about to name, so `stagegate blobs
+    # clean` removes it once it is older than an hour (a retry reuses it meanwhile).
     stage = _stage_for(session, actor, model.id, data.plan, data.stage) \
         if data.plan is not None or data.stage is not None else None
     ckpt = Checkpoint(model_id=model.id, lab_id=model.lab_id, name=data.name,
@@ -149,7 +175,7 @@ def set_access_level(session: Session, actor: Principal, checkpoint_id: int,
 
 
 def open_file(session: Session, principal: Principal, checkpoint_id: int, name: str,
-              settings: Settings | None = None) -> tuple[Path, dict]:
+              settings: Settings | None = None) -> tuple[BlobStore, dict]:
     """A file the principal may download. A checkpoint they may not see is the same 404
     as one that never existed; one they may see but not download is a 403 that says why
     (download_refusal), which tells them nothing the checkpoint's own page does not."""
@@ -164,7 +190,7 @@ def open_file(session: Session, principal: Principal, checkpoint_id: int, name: 
     entry = next((e for e in ckpt.manifest if e["name"] == name), None)
     if entry is None:
         raise NotFound(f"checkpoint {checkpoint_id} has no file {name!r}", field="name")
-    return blob_store(settings).path(entry["sha256"]), entry
+    return blob_store(settings), entry
 
 
 def _day(t) -> str:
@@ -240,6 +266,58 @@ def materialise(ckpt: Checkpoint, dest: Path, settings: Settings | None = None) 
     """The checkpoint's files as a directory that from_pretrained can load offline."""
     files = {e["name"]: e["sha256"] for e in ckpt.manifest}
     return blob_store(settings).materialise(files, dest)
+
+
+@dataclass
+class BlobCleaning:
+    """What `clean_blobs` found (and removed, unless it was a dry run)."""
+    store: str
+    orphans: list[Blob] = field(default_factory=list)
+    leftovers: list[Leftover] = field(default_factory=list)
+    referenced: int = 0
+    young: int = 0  # unnamed blobs spared because an upload may still name them
+    removed: bool = False
+
+    @property
+    def orphan_bytes(self) -> int:
+        return sum(b.size for b in self.orphans)
+
+
+def referenced_blobs(session: Session) -> set[str]:
+    """Every SHA-256 a checkpoint row names (all rows: an operator's question)."""
+    named: set[str] = set()
+    for manifest in session.exec(select(Checkpoint.manifest)):
+        named.update(e["sha256"] for e in manifest or [])
+    return named
+
+
+def clean_blobs(session: Session, store: BlobStore, *, dry_run: bool = False,
+                min_age_s: float = GRACE_S) -> BlobCleaning:
+    """Find blobs no checkpoint names and upload remains (staging files, incomplete S3
+    multipart uploads), older than `min_age_s`, and remove them unless `dry_run`.
+
+    The store is listed before the rows are read, and young blobs are spared: an upload
+    writes its blobs before the row that names them, so a blob written after the rows
+    were read, or moments before, may be about to be named."""
+    cutoff = time.time() - min_age_s
+    listed = list(store.blobs())
+    named = referenced_blobs(session)
+    report = BlobCleaning(str(store), referenced=len(named))
+    for blob in listed:
+        if blob.sha256 in named:
+            continue
+        if blob.modified >= cutoff:
+            report.young += 1
+        else:
+            report.orphans.append(blob)
+    report.leftovers = store.leftovers(cutoff)
+    if not dry_run:
+        for blob in report.orphans:
+            store.delete(blob.sha256)
+        for leftover in report.leftovers:
+            store.remove_leftover(leftover)
+        report.removed = True
+    return report
 
 
 def read_checkpoint(session: Session, ckpt: Checkpoint,
