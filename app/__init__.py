@@ -25,6 +25,7 @@ def route_handlers() -> list:
     from app.auth.api import AccountController
     from app.checkpoints.api import CheckpointController
     from app.evals.api import CheckpointCardController, EvalController, ModelCardController
+    from app.evals.remote_api import WorkerController
     from app.events.api import EventController
     from app.health import healthz
     from app.incidents.api import IncidentController
@@ -37,7 +38,8 @@ def route_handlers() -> list:
     return [healthz, AccountController, LabController, ModelController, PlanController,
             EventController, AgreementController, IncidentController,
             CheckpointController, EvalController, ModelCardController, PolicyController,
-            ComplianceController, CheckpointCardController, LogController, TileController]
+            ComplianceController, CheckpointCardController, LogController, TileController,
+            WorkerController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -162,7 +162,8 @@ def _checks_registry_first(command: click.Command) -> None:
 
     @wraps(run)
     def checked(*args, **kwargs):
-        _refuse_a_missing_registry()
+        if not kwargs.get("remote_url"):  # `worker --url` talks HTTP: no database here
+            _refuse_a_missing_registry()
         return run(*args, **kwargs)
     command.callback = checked
 
@@ -341,8 +342,12 @@ def token() -> None:
 @click.option("--expires-in-days", type=click.IntRange(1), help="valid for this many days")
 @click.option("--expires-at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               help="valid until this UTC date or time (API field expires_at)")
+@click.option("--worker", "worker_name", metavar="NAME",
+              help="a worker token for the remote evaluation worker NAME (`stagegate "
+                   "worker --url`): it may only claim, run and report evaluation jobs; "
+                   "--user must be a coordinator")
 def token_create(user_name: str, label: str | None, expires_in_days: int | None,
-                 expires_at: datetime | None) -> None:
+                 expires_at: datetime | None, worker_name: str | None) -> None:
     """Print a new token as the last line; it is not stored and cannot be shown again
     (operator, local database)."""
     from app.auth.service import create_token, get_user
@@ -355,8 +360,9 @@ def token_create(user_name: str, label: str | None, expires_in_days: int | None,
         (expires_at.replace(tzinfo=UTC) if expires_at else None)
     with session_scope() as session:
         row, secret = create_token(session, SYSTEM, get_user(session, user_name),
-                                   label=label, expires_at=expires)
-    click.echo(f"token for {user_name} (prefix {row.prefix}); store it now:")
+                                   label=label, expires_at=expires, worker=worker_name)
+    what = f"worker token for {worker_name}, owned by" if worker_name else "token for"
+    click.echo(f"{what} {user_name} (prefix {row.prefix}); store it now:")
     click.echo(secret)
 
 
@@ -386,7 +392,7 @@ from app.auth.cli import (
     whoami,
 )
 from app.backup import backup, restore
-from app.checkpoints.cli import checkpoint
+from app.checkpoints.cli import blobs, checkpoint
 from app.evals.cli import worker
 from app.evals.commands import eval_group, reported
 from app.incidents.cli import incident
@@ -395,10 +401,10 @@ from app.norms.cli import policy
 from app.plans.cli import plan
 from app.transparency.cli import log_group
 
-for command in (agreement, checkpoint, worker, eval_group, reported, incident, model, card,
+for command in (agreement, blobs, checkpoint, worker, eval_group, reported, incident, model, card,
                 plan, login, logout, whoami, backup, restore, policy, log_group):
     main.add_command(command)
-for command in (backup, worker):
+for command in (backup, worker, blobs):
     _checks_registry_first(command)
 token.add_command(token_list)
 for command in (lab_list, lab_member_remove, lab_member_role):

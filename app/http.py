@@ -28,8 +28,16 @@ from litestar.types import Message, Scope
 from app.auth.principal import ANONYMOUS, Principal
 from app.auth.service import authenticate
 from app.db import session_scope
-from app.errors import (DomainError, Invalid, NotFound, Unauthorized, domain_problem, field_path,
-                        problem)
+from app.errors import (
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthorized,
+    domain_problem,
+    field_path,
+    problem,
+)
 from app.ids import MAX_ID
 from app.pagination import MAX_LIMIT, PageRequest
 
@@ -65,6 +73,11 @@ async def auth_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> N
 
         principal = await session_principal(connection)
     connection.state.principal = principal
+    if principal.is_worker:  # a worker token reaches its own routes only (app/evals)
+        if handler.opt.get("worker"):
+            return
+        raise Forbidden("a worker token may only claim, renew, download and report "
+                        "evaluation jobs (/api/v1/worker/)")
     # The OpenAPI routes are Litestar's own, so they cannot carry our marking.
     public = handler.opt.get("public") or connection.url.path.startswith("/schema")
     if principal.is_anonymous and not public:

@@ -104,6 +104,10 @@ def _parameter_rules() -> dict[tuple[str, str], dict]:
         ("query", "harm_type"): {"type": "string", "enum": sorted(taxonomy()[1])},
         ("query", "q"): {"type": "string", "maxLength": 500, "pattern": SEARCH_WORDS,
                          "description": SEARCH_WORDS_WHY},
+        # The transparency log's optional bounds (Litestar drops `minimum: 0` from an
+        # optional integer): a negative one answers 422.
+        ("query", "before"): {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+        ("query", "end"): {"type": "integer", "minimum": 0, "maximum": MAX_ID},
         ("path", "slug"): {"type": "string", "pattern": SLUG},
         ("path", "policy_id"): {"type": "string", "pattern": POLICY_ID_PATTERN},
     }
@@ -129,6 +133,8 @@ IF_NONE_MATCH = {
 # The checkpoint file download (app/checkpoints/api.py): bytes, ranges and its ETag.
 FILE_ROUTE = "/api/v1/checkpoints/{checkpoint_id}/files/{name}"
 FILE_STATUSES = {"GET": {206, 304, 403, 416}, "HEAD": {304, 403}}
+# Routes that answer a file's bytes (the remote worker's download too: app/evals).
+DOWNLOADS = {FILE_ROUTE, "/api/v1/worker/jobs/{run_id}/files/{checkpoint_id}/{name}"}
 
 CHECKPOINT_FORM_FILES = {
     "type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"},
@@ -200,7 +206,7 @@ def document_problems(app, doc: dict[str, Any]) -> None:
                     responses["200"]["content"] = {
                         media: {"schema": {"type": "string"} if media.startswith("text/")
                                 else {}} for media in handler.opt["media_types"]}
-                if route.path_format == FILE_ROUTE and "200" in responses:
+                if route.path_format in DOWNLOADS and "200" in responses:
                     _file_responses(method, responses)
                 responses.pop("400", None)  # Litestar's default body is not what we send
                 for status in sorted(_statuses(method, route.path_format, handler, op)):
@@ -231,6 +237,13 @@ def _file_responses(method: str, responses: dict) -> None:
     if method == "GET":
         responses["200"]["content"] = {"application/octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}
+        # Object storage (STAGEGATE_BLOB_URL): the file is at a presigned URL of the bucket.
+        responses["302"] = {
+            "description": "the file is at `Location`, a presigned URL of the object store "
+                           "valid for STAGEGATE_BLOB_URL_TTL_S seconds (it answers Range "
+                           "itself); only with object storage, see the `redirect` parameter",
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}},
+                        "X-Content-SHA256": {"schema": {"type": "string"}}}}
 
 
 # --- Request bodies: pydantic's own schema of what it validates ------------------------------

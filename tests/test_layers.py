@@ -50,10 +50,13 @@ BY_NAME = {
     **dict.fromkeys(("app.norms.facts", "app.norms.checks", "app.norms.engine",
                      "app.norms.loader"), "norms engine"),
     **dict.fromkeys(("app.flows", "app.listeners", "app.evals.worker", "app.evals.embedded",
+                     "app.evals.remote_jobs",  # the registry's side of remote workers
                      "app.demo", "app.demo_reported"), "flows"),
     **dict.fromkeys(("app.http", "app.health", "app.openapi", "app.conditional",
                      "app.readcache", "app.client", "app.clikit", "app.backup", "app.web",
                      "app.evals.commands",
+                     "app.evals.remote_api",
+                     "app.evals.remote",  # the remote worker: a client of that HTTP API
                      "app.transparency.monitor"),  # a client of the log's HTTP API
                     "api, cli, web"),
     "app": "app factory",

@@ -55,7 +55,8 @@ class AccountController(Controller):
             user = (service.get_user(session, data.user) if data.user
                     else session.get(User, principal.user_id))
             token, secret = service.create_token(session, principal, user, label=data.label,
-                                                 expires_at=data.expires_at)
+                                                 expires_at=data.expires_at,
+                                                 worker=data.worker)
             return TokenCreated(token=secret, **TokenRead.model_validate(token).model_dump())
 
     @get("/tokens")

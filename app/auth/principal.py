@@ -14,6 +14,14 @@ class Principal:
     is_coordinator: bool = False
     # lab_id -> role ("lab_admin" | "lab_member")
     roles: dict[int, str] = field(default_factory=dict)
+    # A worker token's "NAME/PREFIX": the stem of the leases it holds. Such a principal
+    # has no user, labs or roles (so any rule treats it as anonymous), and app/http.py
+    # lets it reach only the routes marked opt={"worker": True}.
+    worker: str | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return self.worker is not None
 
     @property
     def is_anonymous(self) -> bool:
@@ -46,6 +54,12 @@ class Principal:
         self.require_user()
         if not (self.is_admin(lab_id) or self.is_coordinator):
             raise Forbidden("this action needs the lab_admin role for this lab")
+
+    def require_worker(self) -> None:
+        if not self.is_worker:
+            self.require_user()
+            raise Forbidden("this route is for evaluation workers: it needs a worker token "
+                            "(`stagegate token create --worker NAME`)")
 
     def require_coordinator(self) -> None:
         self.require_user()

@@ -35,6 +35,11 @@ class TokenCreate(BaseModel):
     expires_at: AwareDatetime | None = Field(default=None,
                                              description="in the future (else 422)")
     user: str | None = Field(default=None, description="coordinators may mint for others")
+    worker: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+        description="coordinators: a worker token for the remote evaluation worker of this "
+                    "name (`stagegate worker --url`); it may only claim, renew, download "
+                    "and report evaluation jobs, and belongs to a coordinator")
 
 
 class TokenRead(BaseModel):
@@ -44,6 +49,7 @@ class TokenRead(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    scope: str = Field(default="full", description='"full", or "worker" (label: its name)')
 
 
 class TokenCreated(TokenRead):

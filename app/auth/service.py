@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from app.settings import get_settings
 from app.timeutil import utcnow
 
 TOKEN_PREFIX = "sg_"
+WORKER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def hash_token(secret: str) -> str:
@@ -145,20 +147,35 @@ def get_user(session: Session, name: str) -> User:
 
 
 def create_token(session: Session, actor: Principal, user: User, *, label: str | None = None,
-                 expires_at: datetime | None = None) -> tuple[ApiToken, str]:
-    """Returns the row and the token itself, which is never stored and shown only now."""
-    if actor.user_id != user.id:
+                 expires_at: datetime | None = None,
+                 worker: str | None = None) -> tuple[ApiToken, str]:
+    """Returns the row and the token itself, which is never stored and shown only now.
+
+    `worker`: a worker token for the remote evaluation worker of that name (the label).
+    Only coordinators mint one, and it belongs to a coordinator, who answers for it
+    (deactivating them revokes it): a worker downloads whatever checkpoint its job names,
+    internal ones included."""
+    if actor.user_id != user.id or worker is not None:
         actor.require_coordinator()
+    if worker is not None:
+        if not WORKER_NAME.fullmatch(worker):
+            raise Invalid("a worker name is 1-64 letters, digits, '.', '_' or '-'",
+                          field="worker")
+        if not user.is_coordinator:
+            raise Invalid(f"{user.name!r} is not a coordinator: a worker token belongs to "
+                          "one", field="user")
+        label = worker
     if expires_at is not None and expires_at <= utcnow():
         raise Invalid("expiry must be in the future", field="expires_at")
     prefix = secrets.token_hex(4)
     secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken(user_id=user.id, prefix=prefix, token_hash=hash_token(secret),
-                     label=label, expires_at=expires_at)
+                     label=label, expires_at=expires_at,
+                     scope="worker" if worker is not None else "full")
     session.add(token)
     session.flush()
-    record(session, actor, "token", prefix, "created", {"user": user.name},
-           visibility="private")
+    state = {"user": user.name} | ({"scope": "worker", "worker": worker} if worker else {})
+    record(session, actor, "token", prefix, "created", state, visibility="private")
     return token, secret
 
 
@@ -211,4 +228,9 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
         raise Unauthorized("token revoked")
     if token.expires_at is not None and token.expires_at <= utcnow():
         raise Unauthorized("token expired")
+    if token.scope == "worker":
+        # No user, labs or roles: the worker acts only through /api/v1/worker/.
+        return Principal(name=f"worker:{token.label}", worker=f"{token.label}/{token.prefix}")
+    if token.scope != "full":  # a scope this code does not know grants nothing
+        raise Unauthorized("this token's scope is not known to this server")
     return principal_for_user(session, user)

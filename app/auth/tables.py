@@ -23,6 +23,9 @@ class User(SQLModel, table=True):
     deactivated_at: datetime | None = None
 
 
+TOKEN_SCOPES = ("full", "worker")
+
+
 class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT)
     user_id: int = Field(foreign_key="user.id", index=True, sa_type=BIGINT)
@@ -32,6 +35,9 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    # "full": acts as its user. "worker": a remote evaluation worker named by `label`,
+    # which may only claim, renew, download and report its own jobs (/api/v1/worker/).
+    scope: str = Field(default="full", max_length=16)
 
 
 class WebSession(SQLModel, table=True):

@@ -361,6 +361,34 @@ def transfer_matrix(model_dirs: dict[str, Path], corpus: Corpus, *, seed: int = 
             "suite_version": SUITES["detectability"].version}
 
 
+def transfer_result(suite_id: str, model_dirs: dict[str, Path], digests: dict[str, str],
+                    corpus: Corpus, *, seed: int = 0, device: str | None = None,
+                    config_overrides: dict | None = None) -> SuiteResult:
+    """The transfer matrix as one stored result (suite `suite_id`, the registry's
+    detectability_transfer): `model_dirs` and `digests` are keyed by checkpoint name, in
+    the family's order. The same for the worker on the registry and a remote one."""
+    from app.evals import runner
+
+    t0 = time.perf_counter()
+    out = transfer_matrix(model_dirs, corpus, seed=seed, device=device,
+                          config_overrides=config_overrides)
+    n = len(out["labels"])
+    diag = [out["matrix"][i][i] for i in range(n)]
+    off = [out["matrix"][i][j] for i in range(n) for j in range(n) if i != j]
+    device = runner.pick_device(device)
+    return SuiteResult(
+        metrics={"mean_self_accuracy": sum(diag) / n, "mean_transfer_accuracy":
+                 sum(off) / len(off)},
+        details=out | {"checkpoints": dict(digests)},
+        tokens_processed=0, device=device,
+        dtype="bfloat16" if device.startswith("cuda") else "float32",
+        duration_s=round(time.perf_counter() - t0, 3),
+        library_versions=runner.library_versions(), suite_id=suite_id,
+        suite_version=out["suite_version"],
+        config=resolve_config("detectability", config_overrides) | {"method": out["method"]},
+        seed=seed, corpus_name=corpus.name, corpus_digest=corpus.digest)
+
+
 # --- bias association -------------------------------------------------------------------
 
 

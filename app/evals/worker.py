@@ -228,31 +228,20 @@ def run_transfer(settings: Settings, family: list[Checkpoint], workdir, corpus, 
                  device: str | None, config_overrides: dict | None, lease: Lease):
     """One matrix-shaped result for a model's checkpoints: detector trained on row, tested
     on column. Returns (SuiteResult, digest naming the exact set of checkpoints)."""
-    from app.evals import runner, suites
+    from app.evals import suites
 
-    t0 = time.perf_counter()
     dirs = {c.name: materialise(c, workdir / c.name, settings) for c in family}
-    overrides = (config_overrides or {}).get("detectability")
-    out = suites.transfer_matrix(dirs, corpus, seed=seed, device=device,
-                                 config_overrides=overrides)
+    res = suites.transfer_result(service.TRANSFER_SUITE, dirs,
+                                 {c.name: c.manifest_digest for c in family}, corpus,
+                                 seed=seed, device=device,
+                                 config_overrides=(config_overrides or {}).get("detectability"))
     lease.set_progress(1.0)
-    n = len(out["labels"])
-    diag = [out["matrix"][i][i] for i in range(n)]
-    off = [out["matrix"][i][j] for i in range(n) for j in range(n) if i != j]
-    device = runner.pick_device(device)
-    res = suites.SuiteResult(
-        metrics={"mean_self_accuracy": sum(diag) / n, "mean_transfer_accuracy":
-                 sum(off) / len(off)},
-        details=out | {"checkpoints": {c.name: c.manifest_digest for c in family}},
-        tokens_processed=0, device=device,
-        dtype="bfloat16" if device.startswith("cuda") else "float32",
-        duration_s=round(time.perf_counter() - t0, 3),
-        library_versions=runner.library_versions(), suite_id=service.TRANSFER_SUITE,
-        suite_version=out["suite_version"],
-        config=suites.resolve_config("detectability", overrides) | {"method": out["method"]},
-        seed=seed, corpus_name=corpus.name, corpus_digest=corpus.digest)
-    family_digest = digest(sorted(c.manifest_digest for c in family))
-    return res, family_digest
+    return res, family_digest(family)
+
+
+def family_digest(family: list[Checkpoint]) -> str:
+    """The digest naming the exact set of checkpoints a transfer matrix compares."""
+    return digest(sorted(c.manifest_digest for c in family))
 
 
 def _workdir_owner(path) -> tuple[int, int] | None:
