@@ -216,7 +216,14 @@ NOT_WALKED = {
 }
 # Policies are files shipped with the code, not data. HTML pages are walked by
 # pages_for below (the public ones; the console and lab pages need a login).
-NOT_WALKED_PREFIXES = ("/schema", "/static", "/api/v1/policies")
+# The transparency log (/api/v1/log) announces, by design, that something happened and
+# when, hidden or not: its tree grows with every event (README "Transparency log", what a
+# commitment reveals). What it must not reveal (who, what, which entity) is checked in
+# tests/transparency/test_log.py: sealed leaves carry only their four keys, openings of
+# hidden events answer 404, and an entity's leaf index is only the latest it may open.
+# The remote-worker routes answer worker tokens only (tests/auth/test_worker_token_scope).
+NOT_WALKED_PREFIXES = ("/schema", "/static", "/api/v1/policies", "/api/v1/log",
+                       "/api/v1/worker")
 API = ("/api/",)
 
 # Public pages and feeds, walked like the API: lists with filters, and each page of an

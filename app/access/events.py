@@ -38,6 +38,13 @@ def visible_events(principal: Principal):
     """
     if principal.is_coordinator:
         return true()
+    return and_(event_audience(principal), entity_visible(principal))
+
+
+def event_audience(principal: Principal):
+    """Rule (1) of visible_events alone: the event's own audience."""
+    if principal.is_coordinator:
+        return true()
     now = utcnow()
     public = and_(Event.visibility == "public",
                   or_(Event.visible_from.is_(None), Event.visible_from <= now))
@@ -46,7 +53,7 @@ def visible_events(principal: Principal):
         clauses.append(and_(Event.visibility != "private", Event.lab_id.in_(principal.lab_ids)))
     if principal.user_id is not None:
         clauses.append(Event.actor_id == principal.user_id)
-    return and_(or_(*clauses), entity_visible(principal))
+    return or_(*clauses)
 
 
 # Incident events whose openings the public may read once the incident is public.
@@ -54,7 +61,7 @@ REVEALED_INCIDENT_ACTIONS = ("submitted", "revised", "triaged", "confirmed", "re
                              "rejected", "acknowledged", "embargo_set", "embargo_lifted")
 
 
-def openable_events(principal: Principal):
+def openable_events(principal: Principal, *, entity_readable: bool = False):
     """The WHERE clause for events whose transparency-log openings a principal may read:
     the events it may read (visible_events), and the lab events of an incident it may read
     now, so once an embargo lifts anyone can check what the log committed to while it was
@@ -63,18 +70,24 @@ def openable_events(principal: Principal):
     moves of the incident itself: never a private event (the coordinators' full record),
     the events of a duplicate (their digests cover a target the reader may not see), one
     naming another incident or a report (merged, report_*), nor one its reporter made (the
-    public is not told who reported)."""
+    public is not told who reported).
+
+    `entity_readable`: the caller has already read the entities these events are about
+    through their own visible_* filter (an answer naming its log_index), so rule (2) and
+    the incident's visibility need no second check: the same answer, several times
+    cheaper (a plan read paid ~9 ms for it on SQLite)."""
     if principal.is_coordinator:
         return true()
     incident = row_exists(Incident, and_(
         Incident.id == cast(Event.entity_id, BigInteger), Incident.duplicate_of.is_(None),
         or_(Incident.reporter_id.is_(None), Event.actor_id.is_(None),
             Event.actor_id != Incident.reporter_id)),
-        visible_incidents(principal))
+        true() if entity_readable else visible_incidents(principal))
     revealed = and_(Event.entity_type == "incident", Event.visibility == "lab",
                     Event.action.in_(REVEALED_INCIDENT_ACTIONS),
                     Event.entity_id.regexp_match(r"\A[1-9][0-9]{0,17}\Z"), incident)
-    return or_(visible_events(principal), revealed)
+    readable = event_audience(principal) if entity_readable else visible_events(principal)
+    return or_(readable, revealed)
 
 
 def entity_visible(principal: Principal):

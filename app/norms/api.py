@@ -54,7 +54,8 @@ class ComplianceController(Controller):
         with session_scope(write=False) as session:
             read = service.plan_compliance(session, principal, plan_id)
             read.log_index = leaf_indexes(session, principal, "plan", [plan_id],
-                                          VERDICT_ACTIONS).get(str(plan_id))
+                                          VERDICT_ACTIONS, entity_readable=True
+                                          ).get(str(plan_id))
             return read
 
     @get("/compliance/history", opt=PUBLIC)

@@ -225,16 +225,19 @@ def entry_bundle(session: Session, n: int, width: int) -> bytes:
 # -- an entity's leaves -----------------------------------------------------------------
 
 def leaf_indexes(session: Session, principal: Principal, entity_type: str,
-                 entity_ids, actions: tuple[str, ...] = ()) -> dict[str, int]:
+                 entity_ids, actions: tuple[str, ...] = (), *,
+                 entity_readable: bool = False) -> dict[str, int]:
     """entity id → the leaf index of its latest event `principal` may open (one query).
-    Only those count: a later lab-only change must not show as a newer index."""
+    Only those count: a later lab-only change must not show as a newer index.
+    `entity_readable`: the caller has read these entities through their own visible_*
+    filter already (see openable_events)."""
     ids = [str(i) for i in entity_ids]
     if not ids:
         return {}
     query = (select(Event.entity_id, func.max(LogLeaf.idx))
              .join(LogLeaf, LogLeaf.event_id == Event.id)
              .where(Event.entity_type == entity_type, Event.entity_id.in_(ids),
-                    openable_events(principal))
+                    openable_events(principal, entity_readable=entity_readable))
              .group_by(Event.entity_id))
     if actions:
         query = query.where(Event.action.in_(actions))
@@ -246,7 +249,8 @@ def set_log_indexes(session: Session, principal: Principal, entity_type: str, re
                     actions: tuple[str, ...] = ()) -> list:
     """Set each read's `log_index` (reads of entities with an `id`); a write's own new
     event is named once the commit gives it a leaf."""
-    leaves = leaf_indexes(session, principal, entity_type, [r.id for r in reads], actions)
+    leaves = leaf_indexes(session, principal, entity_type, [r.id for r in reads], actions,
+                          entity_readable=True)
     for read in reads:
         read.log_index = leaves.get(str(read.id))
     fill_on_append(session, entity_type, reads, actions)
@@ -255,11 +259,13 @@ def set_log_indexes(session: Session, principal: Principal, entity_type: str, re
 
 def revision_leaves(session: Session, principal: Principal, plan_id: int) -> dict[int, int]:
     """Plan revision number → the leaf of the event that recorded it (plan events carry
-    their revision in data), for revisions whose event the reader may open."""
+    their revision in data), for revisions whose event the reader may open; the caller
+    has read the plan."""
     rows = session.execute(
         select(Event.data, LogLeaf.idx).join(LogLeaf, LogLeaf.event_id == Event.id)
         .where(Event.entity_type == "plan", Event.entity_id == str(plan_id),
-               openable_events(principal)).order_by(LogLeaf.idx)).all()
+               openable_events(principal, entity_readable=True))
+        .order_by(LogLeaf.idx)).all()
     return {data["revision"]: idx for data, idx in rows
             if isinstance(data, dict) and isinstance(data.get("revision"), int)}
 
