@@ -169,12 +169,18 @@ class Client:
                 return
 
     def stream(self, path: str):
-        """A streamed GET (a context manager) for downloads; raises ApiError on 4xx/5xx."""
+        """A streamed GET (a context manager) for downloads; raises ApiError on 4xx/5xx.
+        It follows the registry's 302 to a presigned URL (object storage): httpx drops the
+        Authorization header when a redirect leaves the registry's origin, so the bucket
+        never sees the token."""
         request = self.http.build_request("GET", path)
         try:
-            response = self.http.send(request, stream=True)
+            response = self.http.send(request, stream=True, follow_redirects=True)
         except httpx.TransportError as exc:
-            raise ApiError(f"cannot reach {self.url}: {exc}") from None
+            # The registry, or the bucket a redirect named: say which did not answer.
+            where = self.url if exc.request.url.host == request.url.host \
+                else exc.request.url.host
+            raise ApiError(f"cannot reach {where}: {exc}") from None
         if response.status_code >= 400:
             response.read()
             response.close()

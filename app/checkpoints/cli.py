@@ -155,13 +155,13 @@ def download(client, checkpoint_id: int, dest: Path, no_progress: bool) -> None:
         if exc.status == 404:
             # A partner whose agreement ended no longer sees the checkpoint; its file
             # route says why (403) where that tells them nothing new, else the same 404.
-            _stream(client, f"/api/v1/checkpoints/{checkpoint_id}/files/config.json").close()
+            client.stream(f"/api/v1/checkpoints/{checkpoint_id}/files/config.json").close()
         raise
     entries = body.get("manifest") or body.get("files") or []
     total = sum(e.get("size", 0) for e in entries)
     # The first file is asked for before the folder and the bar appear: a refused
     # download (403, with the reason) leaves nothing behind and prints only the error.
-    first = _stream(client, f"/api/v1/checkpoints/{checkpoint_id}/files/{entries[0]['name']}") \
+    first = client.stream(f"/api/v1/checkpoints/{checkpoint_id}/files/{entries[0]['name']}") \
         if entries else None
     try:
         dest.mkdir(parents=True, exist_ok=True)
@@ -175,8 +175,8 @@ def download(client, checkpoint_id: int, dest: Path, no_progress: bool) -> None:
             target = dest / Path(entry["name"]).name
             sha = hashlib.sha256()
             part = target.with_name(target.name + ".part")
-            response, first = first or _stream(
-                client, f"/api/v1/checkpoints/{checkpoint_id}/files/{entry['name']}"), None
+            response, first = first or client.stream(
+                f"/api/v1/checkpoints/{checkpoint_id}/files/{entry['name']}"), None
             try:
                 with part.open("wb") as out:
                     for chunk in response.iter_bytes(1 << 20):
@@ -205,27 +205,6 @@ def access(client, checkpoint_id: int, access_level: str, as_json: bool) -> None
     if as_json:
         return emit(body, True)
     click.echo(f"checkpoint {body['id']} is now {body['access_level']}")
-
-
-def _stream(client, path: str):
-    """A streamed GET that follows the registry's 302 to a presigned URL (object storage).
-    httpx drops the Authorization header when a redirect leaves the registry's origin, so
-    the bucket never sees the token."""
-    import httpx
-
-    from app.client import ApiError, describe, problem_body
-
-    request = client.http.build_request("GET", path)
-    try:
-        response = client.http.send(request, stream=True, follow_redirects=True)
-    except httpx.TransportError as exc:
-        raise ApiError(f"cannot reach {request.url.host}: {exc}") from None
-    if response.status_code >= 400:
-        response.read()
-        response.close()
-        raise ApiError(describe(response), status=response.status_code,
-                       body=problem_body(response))
-    return response
 
 
 @click.group()
